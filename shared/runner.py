@@ -1,0 +1,228 @@
+"""Run one job: one dlt pipeline from its source to the lake, returning a `JobResult`.
+
+Lake semantics per job:
+
+- FULL: rows are appended under today's date folder as a new load, then the older files in
+  that same day folder are deleted, so each day keeps exactly one complete snapshot and earlier
+  days stay. (dlt's `replace` would delete every day's files on the filesystem destination.)
+- INCREMENTAL: rows past the cursor are appended; the cursor lives in dlt state stored in the
+  destination, so a fresh working directory restores it from there.
+- A failed job leaves no data files of its attempt in the lake: files of a half-finished load
+  are deleted before the error is reported.
+
+Each run works in its own temporary pipelines directory (the Functions file system is
+read-only outside temp), removed afterwards.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+import dlt  # noqa: E402
+from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
+
+from shared.config.models import Job  # noqa: E402
+from shared.destination import date_folder, make_destination  # noqa: E402
+from shared.redaction import redact  # noqa: E402
+from shared.results import FAILED, SUCCESS, JobResult  # noqa: E402
+from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
+from shared.sources import Source, SqlSource, make_source  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+WORK_DIR_ENV = "INGESTION_WORK_DIR"
+"""Parent folder for per-run dlt working directories (default: the system temp folder)."""
+MAX_ERROR_CHARS = 500
+
+
+def pipeline_name(job: Job) -> str:
+    """Stable dlt pipeline name of a job; renaming it would lose the incremental cursor."""
+    raw = "__".join(p for p in ("ingest", job.source_name, job.schema_name, job.table_name) if p)
+    return re.sub(r"[^a-z0-9_]", "_", raw.lower())
+
+
+def run_job(
+    job: Job,
+    *,
+    secrets: Optional[SourceSecrets] = None,
+    bucket_url: Optional[str] = None,
+) -> JobResult:
+    """Extract one job's table or endpoint and land it in the lake as Parquet.
+
+    Args:
+        job: The validated job.
+        secrets: Credentials for the job's source; resolved from the providers when omitted.
+        bucket_url: Lake root; dlt's `DESTINATION__FILESYSTEM__BUCKET_URL` or `./lake` when omitted.
+
+    Returns:
+        The job's result. Errors are caught and reported in the result (status `failed`) with
+        every secret removed; this function raises only on programming errors in the caller.
+    """
+    started = time.monotonic()
+    result = JobResult(
+        job_id=job.job_id,
+        source_type=job.source_type,
+        source_name=job.source_name,
+        table_name=job.table_name,
+        load_type=job.load_type,
+        status=FAILED,
+    )
+    source: Optional[Source] = None
+    try:
+        secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
+        source = make_source(job, secrets)
+        with _job_lock(pipeline_name(job)), _work_dir(job) as work_dir:
+            _load(job, source, work_dir, bucket_url, result)
+        result.status = SUCCESS
+    except Exception as exc:  # one failing job must never stop the others
+        result.error = describe_error(exc, source)
+        log.error("job %s failed: %s", job.job_id, result.error)
+    finally:
+        if isinstance(source, SqlSource):
+            source.dispose()
+    result.duration_seconds = round(time.monotonic() - started, 3)
+    if result.duration_seconds > 0:
+        result.rows_per_second = round(result.rows_processed / result.duration_seconds, 1)
+    return result
+
+
+def _load(job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], result: JobResult) -> None:
+    pipeline = dlt.pipeline(
+        pipeline_name=pipeline_name(job),
+        destination=make_destination(bucket_url),
+        dataset_name=job.source_name,
+        pipelines_dir=str(work_dir),
+    )
+    if job.is_incremental:
+        # Restores the cursor from the lake when this working directory is new.
+        pipeline.sync_destination()
+    pipeline.extract(source.resource(), write_disposition="append", loader_file_format="parquet")
+    pipeline.normalize()
+    normalize_info = pipeline.last_trace.last_normalize_info
+    rows = sum(
+        count for table, count in (normalize_info.row_counts if normalize_info else {}).items()
+        if not table.startswith("_dlt")
+    )
+    load_ids = list(pipeline.list_normalized_load_packages())
+    result.schema_version = pipeline.default_schema.version_hash
+    if not load_ids:
+        result.rows_processed = rows
+        return
+    load_id = load_ids[-1]
+    # The layout's YYYY/MM/DD is rendered from the package's creation time (UTC).
+    created_at = ensure_pendulum_datetime(pipeline.get_load_package_state(load_id)["created_at"])
+    data_tables = [t["name"] for t in pipeline.default_schema.data_tables()]
+    try:
+        pipeline.load()
+    except Exception:
+        _delete_load_files(pipeline, data_tables, load_id)
+        raise
+    result.rows_processed = rows
+    result.load_id = load_id
+    result.files = _files_of_load(pipeline, data_tables, load_id)
+    if not job.is_incremental:
+        _keep_only_this_snapshot(pipeline, data_tables, load_id, date_folder(created_at))
+
+
+def _table_files(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, list[str]]:
+    with pipeline.destination_client() as client:
+        files: dict[str, list[str]] = {}
+        for table in tables:
+            try:
+                files[table] = client.list_table_files(table)
+            except Exception:  # a table with no files yet has no folder
+                files[table] = []
+        return files
+
+
+def _files_of_load(pipeline: dlt.Pipeline, tables: list[str], load_id: str) -> list[str]:
+    return sorted(
+        f for paths in _table_files(pipeline, tables).values() for f in paths if os.path.basename(f).startswith(load_id)
+    )
+
+
+def _delete(pipeline: dlt.Pipeline, paths: list[str]) -> None:
+    if not paths:
+        return
+    with pipeline.destination_client() as client:
+        for path in paths:
+            client.fs_client.rm(path)
+
+
+def _delete_load_files(pipeline: dlt.Pipeline, tables: list[str], load_id: str) -> None:
+    try:
+        _delete(pipeline, _files_of_load(pipeline, tables, load_id))
+    except Exception as exc:  # keep the original error; say that cleanup failed too
+        log.error("could not remove files of failed load %s: %s", load_id, redact(exc))
+
+
+def _keep_only_this_snapshot(pipeline: dlt.Pipeline, tables: list[str], load_id: str, day: str) -> None:
+    stale = []
+    for paths in _table_files(pipeline, tables).values():
+        for path in paths:
+            folder = "/".join(Path(path).parent.parts[-3:])
+            if folder == day and not os.path.basename(path).startswith(load_id):
+                stale.append(path)
+    _delete(pipeline, stale)
+
+
+@contextmanager
+def _work_dir(job: Job) -> Iterator[Path]:
+    parent = os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir()
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{pipeline_name(job)}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _job_lock(name: str) -> Iterator[None]:
+    """Serialise runs of one job on this machine: two overlapping incremental runs would both
+    load the same new rows."""
+    lock_dir = Path(os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir()) / "ingestion-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind dlt's and SQLAlchemy's wrappers."""
+    seen = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "exception", None) or getattr(current, "orig", None) or current.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    return current
+
+
+def describe_error(exc: BaseException, source: Optional[Source] = None) -> str:
+    """One line naming the source and host and the root cause, with secrets removed."""
+    cause = root_cause(exc)
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    detail = lines[0] if lines else ""
+    text = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
+    if source is not None:
+        text = f"{source.describe()}: {text}"
+    text = redact(text)
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+

@@ -1,0 +1,34 @@
+"""MySQL and MariaDB through PyMySQL."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import sqlalchemy as sa
+
+from shared.sources.base import CONNECT_TIMEOUT_SECONDS, SqlSource
+
+
+class MySqlSource(SqlSource):
+    """A MySQL or MariaDB table."""
+
+    source_type = "mysql"
+    drivername = "mysql+pymysql"
+    default_port = 3306
+
+    def url_query(self) -> dict[str, str]:
+        return {"charset": "utf8mb4"}
+
+    def connect_args(self) -> dict[str, Any]:
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+    def schema_name(self) -> Optional[str]:
+        # In MySQL a schema is a database; the connection's database is the default.
+        return self.job.schema_name
+
+    def estimate_rows_query(self) -> Optional[sa.TextClause]:
+        # table_rows is InnoDB's statistics estimate, no scan.
+        return sa.text(
+            "SELECT table_rows FROM information_schema.tables "
+            "WHERE table_name = :table AND table_schema = COALESCE(:schema, DATABASE())"
+        )
