@@ -1,0 +1,77 @@
+"""Per-run snapshots that keep the orchestration history small.
+
+The orchestration passes only references and job indexes; the plan (full job definitions)
+and each job's full `JobResult` live here, keyed by a run key. The local store writes JSON
+files; a blob-backed store can implement the same three-method interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from shared.config.models import Job
+from shared.results import JobResult
+
+
+class RunStore(Protocol):
+    """Where a run's plan and results are kept between activities."""
+
+    def save_plan(self, run_key: str, jobs: list[Job]) -> str:
+        """Store the jobs to run; returns a reference for `load_jobs`."""
+
+    def load_jobs(self, plan_ref: str) -> list[Job]:
+        """The jobs saved under `plan_ref`, in plan order."""
+
+    def save_result(self, run_key: str, index: int, result: JobResult) -> None:
+        """Store (or replace) the result of job number `index`."""
+
+    def load_results(self, run_key: str) -> dict[int, JobResult]:
+        """Every stored result of the run, by job index."""
+
+
+def safe_key(run_key: str) -> str:
+    """A run key usable as a folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_key)[:200]
+
+
+def _write_json_atomically(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, default=str)
+    os.replace(tmp, path)
+
+
+class LocalRunStore:
+    """JSON files under `<root>/<run_key>/`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _run_dir(self, run_key: str) -> Path:
+        return self.root / safe_key(run_key)
+
+    def save_plan(self, run_key: str, jobs: list[Job]) -> str:
+        path = self._run_dir(run_key) / "plan.json"
+        _write_json_atomically(path, [job.to_dict() for job in jobs])
+        return str(path)
+
+    def load_jobs(self, plan_ref: str) -> list[Job]:
+        with open(plan_ref, encoding="utf-8") as fh:
+            return [Job.from_dict(item) for item in json.load(fh)]
+
+    def save_result(self, run_key: str, index: int, result: JobResult) -> None:
+        _write_json_atomically(self._run_dir(run_key) / "results" / f"{index:06d}.json", result.to_dict())
+
+    def load_results(self, run_key: str) -> dict[int, JobResult]:
+        folder = self._run_dir(run_key) / "results"
+        results = {}
+        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            with open(path, encoding="utf-8") as fh:
+                results[int(path.stem)] = JobResult.from_dict(json.load(fh))
+        return results
