@@ -48,6 +48,8 @@ def parquet_checksums(table: pa.Table, key: str) -> dict[str, tuple[int, Any]]:
             digest = int(pc.sum(pc.cast(pc.cast(col, pa.date32()), pa.int32()).cast(pa.int64())).as_py() or 0)
         elif pa.types.is_decimal(t):
             digest = sum((v for v in col.to_pylist() if v is not None), Decimal(0))
+        elif pa.types.is_integer(t):
+            digest = sum(v for v in col.to_pylist() if v is not None)  # Python ints never overflow
         else:
             digest = pc.sum(col).as_py() or 0
         sums[name] = (count, digest)
