@@ -75,3 +75,14 @@ class LocalRunStore:
             with open(path, encoding="utf-8") as fh:
                 results[int(path.stem)] = JobResult.from_dict(json.load(fh))
         return results
+
+
+def run_key(instance_id: str, started_at: str) -> str:
+    """Key of one run's snapshots: a singleton instance id repeats across runs, its start time does not.
+
+    Args:
+        instance_id: The orchestration instance id.
+        started_at: ISO time the run started (`context.current_utc_datetime` at its first episode).
+    """
+    stamp = re.sub(r"[^0-9T]", "", started_at)[:15]
+    return f"{instance_id}-{stamp}"

@@ -34,6 +34,8 @@ from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 
 from shared.config.models import Job  # noqa: E402
 from shared.destination import date_folder, make_destination  # noqa: E402
+from shared.drift import record_and_compare  # noqa: E402
+from shared.logs import job_context  # noqa: E402
 from shared.redaction import redact  # noqa: E402
 from shared.results import FAILED, SUCCESS, JobResult  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 WORK_DIR_ENV = "INGESTION_WORK_DIR"
 """Parent folder for per-run dlt working directories (default: the system temp folder)."""
 MAX_ERROR_CHARS = 500
+
+
+class DataQualityError(Exception):
+    """The extracted data failed a workbook check; nothing was loaded. Retrying will not help."""
 
 
 def pipeline_name(job: Job) -> str:
@@ -57,6 +63,7 @@ def run_job(
     *,
     secrets: Optional[SourceSecrets] = None,
     bucket_url: Optional[str] = None,
+    run_id: Optional[str] = None,
 ) -> JobResult:
     """Extract one job's table or endpoint and land it in the lake as Parquet.
 
@@ -64,6 +71,7 @@ def run_job(
         job: The validated job.
         secrets: Credentials for the job's source; resolved from the providers when omitted.
         bucket_url: Lake root; dlt's `DESTINATION__FILESYSTEM__BUCKET_URL` or `./lake` when omitted.
+        run_id: The run this job belongs to, for log records.
 
     Returns:
         The job's result. Errors are caught and reported in the result (status `failed`) with
@@ -79,18 +87,23 @@ def run_job(
         status=FAILED,
     )
     source: Optional[Source] = None
-    try:
-        secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
-        source = make_source(job, secrets)
-        with _job_lock(pipeline_name(job)), _work_dir(job) as work_dir:
-            _load(job, source, work_dir, bucket_url, result)
-        result.status = SUCCESS
-    except Exception as exc:  # one failing job must never stop the others
-        result.error = describe_error(exc, source)
-        log.error("job %s failed: %s", job.job_id, result.error)
-    finally:
-        if isinstance(source, SqlSource):
-            source.dispose()
+    with job_context(run_id=run_id, source_name=job.source_name, table_name=job.table_name, job_id=job.job_id):
+        try:
+            secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
+            source = make_source(job, secrets)
+            log.info("job %s started (%s)", job.job_id, job.load_type)
+            with _job_lock(pipeline_name(job)), _work_dir(job) as work_dir:
+                _load(job, source, work_dir, bucket_url, result)
+            result.status = SUCCESS
+            log.info("job %s loaded %d rows in %d file(s)", job.job_id, result.rows_processed, len(result.files))
+        except Exception as exc:  # one failing job must never stop the others
+            result.error = describe_error(exc, source)
+            if isinstance(exc, DataQualityError):
+                result.extra["retryable"] = False
+            log.error("job %s failed: %s", job.job_id, result.error)
+        finally:
+            if isinstance(source, SqlSource):
+                source.dispose()
     result.duration_seconds = round(time.monotonic() - started, 3)
     if result.duration_seconds > 0:
         result.rows_per_second = round(result.rows_processed / result.duration_seconds, 1)
@@ -114,6 +127,9 @@ def _load(job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], r
         count for table, count in (normalize_info.row_counts if normalize_info else {}).items()
         if not table.startswith("_dlt")
     )
+    if job.min_rows is not None and rows < job.min_rows:
+        # Checked before loading: nothing lands and an incremental cursor does not move.
+        raise DataQualityError(f"data quality: {rows} row(s) extracted, fewer than min_rows {job.min_rows}")
     load_ids = list(pipeline.list_normalized_load_packages())
     result.schema_version = pipeline.default_schema.version_hash
     if not load_ids:
@@ -133,6 +149,25 @@ def _load(job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], r
     result.files = _files_of_load(pipeline, data_tables, load_id)
     if not job.is_incremental:
         _keep_only_this_snapshot(pipeline, data_tables, load_id, date_folder(created_at))
+    drift = _schema_drift(pipeline, result.files)
+    if drift:
+        result.extra["schema_drift"] = drift
+        log.warning("job %s: schema changed since the previous run: %s", job.job_id, drift)
+
+
+def _schema_drift(pipeline: dlt.Pipeline, files: list[str]) -> dict[str, Any]:
+    """Drift per table that received a file in this load (the main table and any nested ones)."""
+    drift: dict[str, Any] = {}
+    with pipeline.destination_client() as client:
+        first_file: dict[str, str] = {}
+        for path in files:
+            table = Path(path).parts[-5]  # <table>/<YYYY>/<MM>/<DD>/<file>
+            first_file.setdefault(table, path)
+        for table, path in first_file.items():
+            change = record_and_compare(client.fs_client, client.dataset_path, table, path)
+            if change:
+                drift[table] = change
+    return drift
 
 
 def _table_files(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, list[str]]:

@@ -48,3 +48,56 @@ def test_root_cause_unwraps_chains() -> None:
             raise RuntimeError("wrapped") from inner
     except RuntimeError as outer:
         assert isinstance(root_cause(outer), ConnectionRefusedError)
+
+
+def _sqlite(tmp_path: Path, monkeypatch: Any, ddl: str, rows: list[tuple]) -> Path:
+    import sqlite3
+
+    db = tmp_path / "src.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute(ddl)
+        if rows:
+            conn.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    monkeypatch.setenv("SOURCES__LOCAL__PATH", str(db))
+    return db
+
+
+def test_schema_drift_is_reported_against_the_previous_successful_run(tmp_path: Path, monkeypatch: Any, lake: Path) -> None:
+    import sqlite3
+
+    db = _sqlite(tmp_path, monkeypatch, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER)", [(1, "a", 2)])
+    job = Job("sqlite", "local", "t", "FULL")
+    first = run_job(job, bucket_url=str(lake))
+    assert first.status == "success" and "schema_drift" not in first.extra
+    assert "schema_drift" not in run_job(job, bucket_url=str(lake)).extra  # unchanged
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE t ADD COLUMN note TEXT")
+        conn.execute("ALTER TABLE t DROP COLUMN qty")
+        conn.execute("INSERT INTO t VALUES (2, 'b', 'hello')")
+    drifted = run_job(job, bucket_url=str(lake))
+    assert drifted.status == "success"
+    assert drifted.extra["schema_drift"] == {"t": {"added": ["note"], "removed": ["qty"], "changed": {}}}
+
+
+def test_min_rows_failure_loads_nothing_and_is_not_retryable(tmp_path: Path, monkeypatch: Any, lake: Path) -> None:
+    _sqlite(tmp_path, monkeypatch, "CREATE TABLE t (id INTEGER PRIMARY KEY, ts TEXT)", [(1, "2024-01-01 00:00:00"), (2, "2024-01-02 00:00:00")])
+    job = Job("sqlite", "local", "t", "INCREMENTAL", watermark_column="ts", min_rows=3)
+    result = run_job(job, bucket_url=str(lake))
+    assert result.status == "failed" and result.extra == {"retryable": False}
+    assert "data quality: 2 row(s) extracted, fewer than min_rows 3" in result.error
+    assert not any(lake.rglob("*.parquet"))
+    ok = run_job(Job("sqlite", "local", "t", "INCREMENTAL", watermark_column="ts", min_rows=2), bucket_url=str(lake))
+    assert (ok.status, ok.rows_processed) == ("success", 2)  # the cursor did not move on the failed run
+
+
+def test_job_log_records_carry_run_source_and_table(tmp_path: Path, monkeypatch: Any, lake: Path, caplog: Any) -> None:
+    import logging
+
+    from shared.logs import install_job_context
+
+    install_job_context()
+    _sqlite(tmp_path, monkeypatch, "CREATE TABLE t (id INTEGER PRIMARY KEY)", [(1,)])
+    with caplog.at_level(logging.INFO, logger="shared.runner"):
+        run_job(Job("sqlite", "local", "t", "FULL"), bucket_url=str(lake), run_id="run-42")
+    records = [r for r in caplog.records if r.name == "shared.runner"]
+    assert records and all((r.run_id, r.source_name, r.table_name) == ("run-42", "local", "t") for r in records)

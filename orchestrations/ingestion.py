@@ -1,0 +1,176 @@
+"""The ingestion orchestration: plan -> breakers -> fan-out with retries -> fan-in metrics.
+
+Deterministic by construction: no I/O, no clock but `context.current_utc_datetime`, no
+randomness (retry jitter is a hash of the instance id and job index). The history stays small:
+activities receive a plan reference and a job index, and return a compact outcome; full jobs
+and results live in the run store. Plans larger than `batch_size` fan out as one
+sub-orchestration per batch, so no single history grows with the workbook.
+
+Retries are done here with durable timers rather than `call_activity_with_retry`, because the
+Python `RetryOptions` has no backoff coefficient or jitter and hides the attempt count, which
+the metrics report per job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generator
+
+import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskBase, TaskState
+
+from orchestrations.progress import Progress
+from shared.retry import RetryPolicy, policy_kind
+from shared.run_store import run_key
+
+bp = df.Blueprint()
+
+ORCHESTRATOR = "ingestion_orchestrator"
+BATCH_ORCHESTRATOR = "ingestion_batch"
+LOAD_PLAN, CHECK_BREAKERS, RUN_JOB, EXPORT_METRICS = "load_plan", "check_breakers", "run_ingestion_job", "export_metrics"
+MAX_CRASH_ERROR = 300
+
+Orchestration = Generator[Any, Any, Any]
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
+def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Run every enabled job of a workbook; input: `{"config", "only", "dry_run"}`."""
+    request = context.get_input() or {}
+    started = context.current_utc_datetime.isoformat()
+    key = run_key(context.instance_id, started)
+    context.set_custom_status({"phase": "planning"})
+    # An invalid workbook fails this task, and so the orchestration, with every problem listed.
+    plan = yield context.call_activity(LOAD_PLAN, {"request": request, "run_key": key})
+    jobs = plan["jobs"]
+    if request.get("dry_run"):
+        context.set_custom_status({"phase": "done", "total": len(jobs)})
+        return {"run_id": context.instance_id, "dry_run": True, "total_jobs": len(jobs),
+                "jobs": [j["id"] for j in jobs][:200], "warnings": plan["warnings"]}
+
+    breakers = yield context.call_activity(CHECK_BREAKERS, {"run_key": key, "plan_ref": plan["plan_ref"]})
+    skipped = set(breakers["skipped"])
+    progress = Progress(total=len(jobs))
+    for job in jobs:
+        if job["i"] in skipped:
+            progress.finish(job["id"], "skipped_circuit_open")
+    runnable = [j for j in jobs if j["i"] not in skipped]
+    run = {"run_key": key, "plan_ref": plan["plan_ref"], "run_id": context.instance_id, "retry": plan["retry"]}
+
+    if len(runnable) <= plan["batch_size"]:
+        crashed = yield from run_jobs(context, run, runnable, progress)
+    else:
+        crashed = yield from run_batches(context, run, runnable, plan["batch_size"], progress)
+
+    context.set_custom_status(progress.as_status("exporting metrics"))
+    exported = yield context.call_activity(EXPORT_METRICS, {
+        "run_key": key, "plan_ref": plan["plan_ref"], "run_id": context.instance_id,
+        "execution_time": started, "crashed": crashed,
+    })
+    context.set_custom_status(progress.as_status("done"))
+    return {
+        "run_id": context.instance_id,
+        "summary": exported["summary"],
+        "metrics_path": exported["metrics_path"],
+        "audit_path": exported["audit_path"],
+        "open_circuits": breakers["open"],
+        "warnings": plan["warnings"],
+    }
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=BATCH_ORCHESTRATOR)
+def ingestion_batch(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Run one batch of jobs; input: `{"run", "jobs"}`; output: counts and crashed outcomes."""
+    payload = context.get_input()
+    progress = Progress(total=len(payload["jobs"]))
+    crashed = yield from run_jobs(context, payload["run"], payload["jobs"], progress)
+    return {**progress.summary(), "crashed": crashed}
+
+
+def run_jobs(
+    context: df.DurableOrchestrationContext, run: dict[str, Any], jobs: list[dict[str, Any]], progress: Progress
+) -> Orchestration:
+    """Fan out one activity per job, retry failed attempts after a durable timer, fan in.
+
+    Returns:
+        Outcomes of jobs whose last attempt crashed (the activity raised, so it stored no result).
+    """
+    pending: dict[TaskBase, tuple[str, dict[str, Any], int]] = {}
+    crashed: list[dict[str, Any]] = []
+
+    def attempt(job: dict[str, Any], number: int) -> None:
+        task = context.call_activity(RUN_JOB, {
+            "run_key": run["run_key"], "plan_ref": run["plan_ref"], "run_id": run["run_id"],
+            "index": job["i"], "attempt": number,
+        })
+        pending[task] = ("job", job, number)
+        progress.start(job["id"])
+
+    for job in jobs:
+        attempt(job, 1)
+    context.set_custom_status(progress.as_status())
+    while pending:
+        done = yield context.task_any(list(pending))
+        kind, job, number = pending.pop(done)
+        if kind == "timer":
+            attempt(job, number + 1)
+        else:
+            outcome = _outcome(done, job, number)
+            policy = RetryPolicy.from_dict(run["retry"][policy_kind(job["type"])])
+            if outcome["status"] == "failed" and outcome["retryable"] and number < policy.max_number_of_attempts:
+                delay = policy.delay_seconds(number, f"{run['run_id']}/{job['i']}")
+                timer = context.create_timer(context.current_utc_datetime + dt.timedelta(seconds=delay))
+                pending[timer] = ("timer", job, number)
+                progress.wait_retry(job["id"])
+            else:
+                progress.finish(job["id"], outcome["status"], outcome.get("rows", 0))
+                if outcome.get("crashed"):
+                    crashed.append(outcome)
+        context.set_custom_status(progress.as_status())
+    return crashed
+
+
+def run_batches(
+    context: df.DurableOrchestrationContext,
+    run: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    size: int,
+    progress: Progress,
+) -> Orchestration:
+    """Fan out one sub-orchestration per `size` jobs; progress advances as each batch ends."""
+    batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    pending: dict[TaskBase, tuple[str, list[dict[str, Any]]]] = {}
+    for number, batch in enumerate(batches, start=1):
+        label = f"batch {number}/{len(batches)} ({len(batch)} jobs)"
+        task = context.call_sub_orchestrator(
+            BATCH_ORCHESTRATOR, {"run": run, "jobs": batch}, instance_id=f"{context.instance_id}:batch:{number}"
+        )
+        pending[task] = (label, batch)
+        progress.start(label)
+    context.set_custom_status(progress.as_status())
+    crashed: list[dict[str, Any]] = []
+    while pending:
+        done = yield context.task_any(list(pending))
+        label, batch = pending.pop(done)
+        if done.state is TaskState.FAILED:
+            # A batch orchestrator itself failed (a bug, not a source): report its jobs as failed.
+            error = _error_text(done.result)
+            crashed.extend({"i": j["i"], "status": "failed", "attempt": 1, "error": error, "crashed": True} for j in batch)
+            progress.finish(label, "failed", count=len(batch))
+        else:
+            crashed.extend(done.result["crashed"])
+            progress.add(label, done.result)
+        context.set_custom_status(progress.as_status())
+    return crashed
+
+
+def _outcome(task: TaskBase, job: dict[str, Any], number: int) -> dict[str, Any]:
+    if task.state is TaskState.FAILED:
+        return {"i": job["i"], "status": "failed", "rows": 0, "attempt": number, "retryable": True,
+                "error": _error_text(task.result), "crashed": True}
+    return task.result
+
+
+def _error_text(error: Any) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:MAX_CRASH_ERROR]

@@ -1,0 +1,189 @@
+"""The work behind each activity, as plain functions (no Functions host needed).
+
+Activities stay thin: each one parses its small JSON input and calls one function here. Inputs
+and outputs are compact (indexes and references, a few hundred bytes per job): full job
+definitions and results travel through the `RunStore`, not through the orchestration history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from shared.audit import LocalAuditWriter, audit_rows
+from shared.breakers import CircuitBreaker, LocalBreakerStore
+from shared.config.models import Job, PlanError
+from shared.metrics import build_metrics, metrics_filename, write_metrics
+from shared.redaction import redact
+from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SUCCESS, JobResult
+from shared.run_store import LocalRunStore, RunStore
+from shared.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+MAX_COMPACT_ERROR = 300
+"""Characters of an error kept in the orchestration history (the full one is in the run store)."""
+
+
+@dataclass
+class Services:
+    """The stores a step uses; local ones by default, Azure ones injected in Azure."""
+
+    settings: AppSettings
+    runs: RunStore
+    breaker: CircuitBreaker
+
+    @classmethod
+    def from_env(cls) -> "Services":
+        """The stores the environment asks for (local files for now)."""
+        return cls.local()
+
+    @classmethod
+    def local(cls, settings: Optional[AppSettings] = None) -> "Services":
+        """File-based stores under the settings' state folder."""
+        settings = settings or AppSettings.from_env()
+        return cls(
+            settings=settings,
+            runs=LocalRunStore(settings.state_dir / "runs"),
+            breaker=CircuitBreaker(LocalBreakerStore(settings.state_dir / "breakers.sqlite"), settings.breaker),
+        )
+
+
+def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str, Any]:
+    """Read and validate the workbook, snapshot the jobs to run, describe them compactly.
+
+    Args:
+        request: The start request (`config`, `only`, `dry_run`).
+        key: The run key.
+        services: Stores and settings.
+
+    Returns:
+        `{"plan_ref", "jobs": [{"i", "id", "src", "type"}], "warnings", "retry", "batch_size"}`.
+
+    Raises:
+        PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
+    """
+    from shared.plan import load_plan
+
+    config = request["config"]
+    plan = load_plan(config)
+    only = request.get("only") or None
+    jobs = plan.enabled_jobs(only)
+    if only and not jobs:
+        raise PlanError([f"no enabled job matches only={only}"], config)
+    ref = services.runs.save_plan(key, jobs)
+    return {
+        "plan_ref": ref,
+        "jobs": [{"i": i, "id": j.job_id, "src": j.source_name, "type": j.source_type} for i, j in enumerate(jobs)],
+        "warnings": plan.warnings[:20],
+        "retry": {kind: p.to_dict() for kind, p in services.settings.retry.items()},
+        "batch_size": services.settings.batch_size,
+    }
+
+
+def _skipped(job: Job, reason: str, retry_count: int = 0) -> JobResult:
+    return JobResult(
+        job_id=job.job_id, source_type=job.source_type, source_name=job.source_name, table_name=job.table_name,
+        load_type=job.load_type, status=SKIPPED_CIRCUIT_OPEN, error=reason, retry_count=retry_count,
+    )
+
+
+def check_breakers(key: str, plan_ref: str, services: Services) -> dict[str, Any]:
+    """Skip the jobs of sources whose circuit is open: record them as skipped, return their indexes.
+
+    Returns:
+        `{"skipped": [job index, ...], "open": {source: reason}}`.
+    """
+    jobs = services.runs.load_jobs(plan_ref)
+    decisions = services.breaker.check_many(sorted({j.source_name for j in jobs}))
+    closed = {name: d.reason for name, d in decisions.items() if not d.allowed}
+    skipped = []
+    for index, job in enumerate(jobs):
+        if job.source_name in closed:
+            services.runs.save_result(key, index, _skipped(job, f"circuit open: {closed[job.source_name]}"))
+            skipped.append(index)
+    return {"skipped": skipped, "open": closed}
+
+
+def compact(result: JobResult, index: int, attempt: int) -> dict[str, Any]:
+    """What the orchestration keeps of a result: enough to decide on retries and show progress."""
+    return {
+        "i": index,
+        "status": result.status,
+        "rows": result.rows_processed,
+        "attempt": attempt,
+        "retryable": result.status == FAILED and result.extra.get("retryable", True),
+        "error": (result.error or "")[:MAX_COMPACT_ERROR] or None,
+    }
+
+
+def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: str, services: Services) -> dict[str, Any]:
+    """Run job number `index` of the plan (one attempt), update its source's breaker, store the result.
+
+    A source whose breaker opened during this run is not contacted again: the job is recorded as
+    `skipped_circuit_open`.
+    """
+    from shared.runner import run_job
+
+    job = services.runs.load_jobs(plan_ref)[index]
+    decision = services.breaker.check(job.source_name)
+    if not decision.allowed:
+        result = _skipped(job, f"circuit open: {decision.reason}", retry_count=attempt - 1)
+    else:
+        result = run_job(job, run_id=run_id)
+        result.retry_count = attempt - 1
+        if result.status == SUCCESS:
+            services.breaker.record_success(job.source_name)
+        else:
+            services.breaker.record_failure(job.source_name, result.error or "failed")
+    services.runs.save_result(key, index, result)
+    return compact(result, index, attempt)
+
+
+def export_run_metrics(
+    key: str,
+    plan_ref: str,
+    run_id: str,
+    execution_time: str,
+    crashed: list[dict[str, Any]],
+    services: Services,
+) -> dict[str, Any]:
+    """Fan-in: build the metrics JSON and the audit rows from every stored result.
+
+    Args:
+        key: The run key.
+        plan_ref: The plan snapshot (for jobs whose activity crashed before storing a result).
+        run_id: The orchestration instance id, as the metrics call it.
+        execution_time: ISO start time of the run.
+        crashed: Compact outcomes of jobs whose activity raised instead of returning.
+        services: Stores and settings.
+
+    Returns:
+        `{"metrics_path", "audit_path", "summary"}`.
+    """
+    jobs = services.runs.load_jobs(plan_ref)
+    stored = services.runs.load_results(key)
+    for outcome in crashed:
+        index = outcome["i"]
+        if index not in stored:
+            job = jobs[index]
+            stored[index] = JobResult(
+                job_id=job.job_id, source_type=job.source_type, source_name=job.source_name,
+                table_name=job.table_name, load_type=job.load_type, status=FAILED,
+                error=redact(outcome.get("error") or "activity failed"), retry_count=outcome.get("attempt", 1) - 1,
+            )
+    results = [stored[i] for i in sorted(stored)]
+    started = dt.datetime.fromisoformat(execution_time)
+    settings = services.settings
+    metrics = build_metrics(
+        results, pipeline_name=settings.pipeline_name, run_id=run_id, execution_time=started,
+        throughput_floor=settings.throughput_floor,
+    )
+    metrics_path = write_metrics(metrics, settings.metrics_dir / metrics_filename(started, run_id))
+    audit_path = LocalAuditWriter(settings.audit_dir).write(
+        audit_rows(results, run_id=run_id, execution_time=started), started
+    )
+    return {"metrics_path": str(metrics_path), "audit_path": str(audit_path), "summary": metrics["summary"]}
+
