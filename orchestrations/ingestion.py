@@ -73,7 +73,7 @@ def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestra
         "summary": exported["summary"],
         "metrics_path": exported["metrics_path"],
         "audit_path": exported["audit_path"],
-        "open_circuits": breakers["open"],
+        "open_circuits": exported["open_circuits"],
         "warnings": plan["warnings"],
     }
 

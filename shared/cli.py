@@ -5,24 +5,23 @@ Exit codes: 0 all good; 1 at least one job failed; 2 the workbook (or the comman
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import logging
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shared.config.models import Job, Plan, PlanError
 from shared.redaction import install_log_redaction, redact
-from shared.results import JobResult
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID = 0, 1, 2
-PIPELINE_NAME = "metadata_driven_ingestion"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Metadata-driven ingestion: workbook -> dlt -> Parquet lake.")
 out = Console(soft_wrap=True)
@@ -30,12 +29,16 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _setup_logging(verbose: bool) -> None:
+    """Console at WARNING (INFO with -v); files under logs/ at INFO: main, per source, errors."""
+    from shared.logs import FORMAT, configure_file_logging
+    from shared.settings import AppSettings
+
     install_log_redaction()
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter(FORMAT))
+    logging.getLogger().addHandler(console)
+    configure_file_logging(AppSettings.from_env().logs_dir)
 
 
 def _load_plan_or_exit(config: Path) -> Plan:
@@ -79,52 +82,90 @@ def _select_jobs(plan: Plan, only: Optional[List[str]]) -> list[Job]:
     return jobs
 
 
-def _print_result(result: JobResult) -> None:
-    if result.succeeded:
+def _print_job(job: dict) -> None:
+    if job["status"] == "success":
+        drift = " (schema changed)" if (job.get("extra") or {}).get("schema_drift") else ""
+        retries = f" after {job['retry_count']} retr{'y' if job['retry_count'] == 1 else 'ies'}" if job["retry_count"] else ""
         out.print(
-            f"[green]✔[/] {result.job_id:<40} {result.load_type:<11} {result.rows_processed:>10,} rows "
-            f"{result.duration_seconds:>8.2f} s {result.rows_per_second:>12,.0f} rows/s",
+            f"[green]✔[/] {job['job_id']:<40} {job['load_type']:<11} {job['rows_processed']:>10,} rows "
+            f"{job['duration_seconds']:>8.2f} s {job['rows_per_second']:>12,.0f} rows/s{retries}{drift}",
             highlight=False,
         )
     else:
-        out.print(f"[red]✘[/] {result.job_id:<40} {result.status}: {result.error}", highlight=False, markup=False)
+        out.print(f"✘ {job['job_id']:<40} {job['status']} (attempts: {job['retry_count'] + 1}): {job['error']}",
+                  highlight=False, markup=False, style="red")
 
 
-def execute_jobs(jobs: list[Job], *, on_result: Callable[[JobResult], None]) -> list[JobResult]:
-    """Run jobs one after another through `run_job` (the orchestration issue parallelises this)."""
-    from shared.runner import run_job
+class _LiveProgress:
+    """Turns the orchestration's custom status (and its batches') into a progress bar."""
 
-    results = []
-    for job in jobs:
-        result = run_job(job)
-        on_result(result)
-        results.append(result)
-    return results
+    def __init__(self, progress: Progress, parent_id: str) -> None:
+        self.progress = progress
+        self.parent_id = parent_id
+        self.task = progress.add_task("planning", total=None)
+        self.batches: dict[str, dict] = {}
+        self.parent: dict = {}
+
+    def __call__(self, instance_id: str, status: object) -> None:
+        if not isinstance(status, dict):
+            return
+        if instance_id == self.parent_id:
+            self.parent = status
+        else:
+            self.batches[instance_id] = status
+        running_batches = {label.split(" ")[1].split("/")[0] for label in self.parent.get("running", []) if label.startswith("batch ")}
+        in_flight = [s for iid, s in self.batches.items() if iid.rsplit(":", 1)[-1] in running_batches]
+        done = self.parent.get("done", 0) + sum(s.get("done", 0) for s in in_flight)
+        failed = self.parent.get("failed", 0) + sum(s.get("failed", 0) for s in in_flight)
+        running = self.parent.get("running_count", 0) if not in_flight else sum(s.get("running_count", 0) for s in in_flight)
+        total = self.parent.get("total")
+        self.progress.update(
+            self.task, total=total, completed=done,
+            description=f"{self.parent.get('phase', 'running')}: {failed} failed, {running} running",
+        )
 
 
-def _write_metrics(results: list[JobResult], run_id: str, started: dt.datetime, metrics_out: Optional[Path]) -> Path:
-    from shared.metrics import build_metrics, metrics_filename, write_metrics
+def run_orchestration(
+    config: Path, *, only: Optional[List[str]] = None, metrics_out: Optional[Path] = None, max_parallel: Optional[int] = None
+) -> int:
+    """Run a workbook through the real orchestrator on the local durable runtime; return the exit code."""
+    from function_app import app as functions_app
+    from orchestrations import ORCHESTRATOR
+    from shared.durable import LocalDurableRuntime
+    from starters.functions import instance_id_for
 
-    metrics = build_metrics(results, pipeline_name=PIPELINE_NAME, run_id=run_id, execution_time=started)
-    path = metrics_out or Path("metrics") / metrics_filename(started, run_id)
-    write_metrics(metrics, path)
+    request = {"config": str(config.resolve()), "only": list(only or []), "dry_run": False}
+    instance_id = f"{instance_id_for(config.name)}-{uuid.uuid4().hex[:8]}"
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=out, transient=True,
+    ) as bar:
+        live = _LiveProgress(bar, instance_id)
+        runtime = LocalDurableRuntime(functions_app, max_parallel=max_parallel or os.cpu_count(), on_status=live)
+        try:
+            result = runtime.run(ORCHESTRATOR, request, instance_id=instance_id)
+        finally:
+            runtime.close()
+    if not result.succeeded:
+        err.print(f"[red]run {instance_id} failed:[/] {redact(result.error)}", highlight=False)
+        return EXIT_JOB_FAILED
+    output = result.output
+    metrics = json.loads(Path(output["metrics_path"]).read_text(encoding="utf-8"))
+    for job in metrics["jobs"]:
+        _print_job(job)
+    if metrics_out:
+        metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(output["metrics_path"], metrics_out)
     summary = metrics["summary"]
     out.print(
         f"{summary['successful']} succeeded, {summary['failed']} failed, {summary['skipped']} skipped; "
-        f"{summary['total_rows']:,} rows; health {summary['health_score']}; metrics: {path}",
+        f"{summary['total_rows']:,} rows; health {summary['health_score']}; "
+        f"metrics: {metrics_out or output['metrics_path']}; audit: {output['audit_path']}",
         highlight=False,
     )
-    return path
-
-
-def run_plan(plan: Plan, *, only: Optional[List[str]] = None, metrics_out: Optional[Path] = None) -> int:
-    """Run a validated plan's enabled jobs, print a line per job, write metrics; return the exit code."""
-    jobs = _select_jobs(plan, only)
-    started = dt.datetime.now(dt.timezone.utc)
-    run_id = f"local-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    results = execute_jobs(jobs, on_result=_print_result)
-    _write_metrics(results, run_id, started, metrics_out)
-    return EXIT_OK if all(r.succeeded for r in results) else EXIT_JOB_FAILED
+    for source, reason in (output.get("open_circuits") or {}).items():
+        out.print(f"[yellow]circuit open for {source}:[/] {reason}", highlight=False)
+    return EXIT_OK if summary["successful"] == summary["total_jobs"] else EXIT_JOB_FAILED
 
 
 @app.command()
@@ -133,14 +174,17 @@ def run(
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only SOURCE or SOURCE.TABLE (repeatable)."),
     metrics_out: Optional[Path] = typer.Option(None, "--metrics-out", help="Metrics JSON path (default metrics/metrics_<time>_<run>.json)."),
     lake: Optional[str] = typer.Option(None, "--lake", help="Lake root (folder, az:// or abfss://); default: DESTINATION__FILESYSTEM__BUCKET_URL or ./lake."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Jobs running at once (default: CPU count)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log INFO lines to the console."),
 ) -> None:
-    """Run the workbook's enabled jobs; exit 0 if all succeeded, 1 if any failed, 2 if the plan is invalid."""
+    """Run the workbook's enabled jobs through the orchestration; exit 0 if all succeeded, 1 if any
+    failed or was skipped, 2 if the plan is invalid (nothing is loaded then)."""
     _setup_logging(verbose)
     if lake:
         os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = lake
     plan = _load_plan_or_exit(config)
-    raise typer.Exit(run_plan(plan, only=only, metrics_out=metrics_out))
+    _select_jobs(plan, only)
+    raise typer.Exit(run_orchestration(config, only=only, metrics_out=metrics_out, max_parallel=max_parallel))
 
 
 @app.command()
@@ -152,8 +196,12 @@ def demo(
     from shared.demo import DEMO_DB_FILE, DEMO_SOURCE, DEMO_WORKBOOK_FILE, create_demo_database
     from shared.secrets import env_var_name
 
-    _setup_logging(False)
     directory = directory.resolve()
+    # Everything the demo makes stays in its folder.
+    for setting, sub in (("INGESTION_STATE_DIR", ".ingestion"), ("INGESTION_METRICS_DIR", "metrics"),
+                         ("INGESTION_AUDIT_DIR", "audit"), ("INGESTION_LOGS_DIR", "logs")):
+        os.environ[setting] = str(directory / sub)
+    _setup_logging(False)
     db = create_demo_database(directory / DEMO_DB_FILE)
     workbook = directory / DEMO_WORKBOOK_FILE
     write_workbook(workbook, DEMO_ROWS)
@@ -161,8 +209,8 @@ def demo(
     os.environ[env_var_name(DEMO_SOURCE, "path")] = str(db)
     os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = str(lake)
     out.print(f"demo database: {db}\ndemo workbook: {workbook}\n", highlight=False)
-    plan = _load_plan_or_exit(workbook)
-    code = run_plan(plan, metrics_out=directory / "metrics.json")
+    _load_plan_or_exit(workbook)
+    code = run_orchestration(workbook, metrics_out=directory / "metrics.json")
     files = sorted(lake.rglob("*.parquet"))
     out.print(f"\n{len(files)} Parquet file(s) in {lake}:", highlight=False)
     for path in files:

@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 from shared.config.models import Job
 from shared.results import JobResult
@@ -29,6 +29,9 @@ class RunStore(Protocol):
 
     def save_result(self, run_key: str, index: int, result: JobResult) -> None:
         """Store (or replace) the result of job number `index`."""
+
+    def load_result(self, run_key: str, index: int) -> Optional[JobResult]:
+        """The stored result of job number `index`, if any."""
 
     def load_results(self, run_key: str) -> dict[int, JobResult]:
         """Every stored result of the run, by job index."""
@@ -67,6 +70,13 @@ class LocalRunStore:
 
     def save_result(self, run_key: str, index: int, result: JobResult) -> None:
         _write_json_atomically(self._run_dir(run_key) / "results" / f"{index:06d}.json", result.to_dict())
+
+    def load_result(self, run_key: str, index: int) -> Optional[JobResult]:
+        path = self._run_dir(run_key) / "results" / f"{index:06d}.json"
+        if not path.exists():
+            return None
+        with open(path, encoding="utf-8") as fh:
+            return JobResult.from_dict(json.load(fh))
 
     def load_results(self, run_key: str) -> dict[int, JobResult]:
         folder = self._run_dir(run_key) / "results"

@@ -16,6 +16,7 @@ read-only outside temp), removed afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -78,6 +79,7 @@ def run_job(
         every secret removed; this function raises only on programming errors in the caller.
     """
     started = time.monotonic()
+    started_at = dt.datetime.now(dt.timezone.utc)
     result = JobResult(
         job_id=job.job_id,
         source_type=job.source_type,
@@ -105,6 +107,8 @@ def run_job(
             if isinstance(source, SqlSource):
                 source.dispose()
     result.duration_seconds = round(time.monotonic() - started, 3)
+    result.extra["started_at"] = started_at.isoformat()
+    result.extra["finished_at"] = (started_at + dt.timedelta(seconds=result.duration_seconds)).isoformat()
     if result.duration_seconds > 0:
         result.rows_per_second = round(result.rows_processed / result.duration_seconds, 1)
     return result

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from shared.audit import LocalAuditWriter, audit_rows
-from shared.breakers import CircuitBreaker, LocalBreakerStore
+from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
 from shared.config.models import Job, PlanError
 from shared.metrics import build_metrics, metrics_filename, write_metrics
 from shared.redaction import redact
@@ -129,8 +129,14 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
 
     job = services.runs.load_jobs(plan_ref)[index]
     decision = services.breaker.check(job.source_name)
-    if not decision.allowed:
-        result = _skipped(job, f"circuit open: {decision.reason}", retry_count=attempt - 1)
+    previous = services.runs.load_result(key, index) if attempt > 1 else None
+    if not decision.allowed and previous is not None:
+        # The circuit opened between attempts: stop retrying, keep the real failure.
+        previous.error = f"{previous.error} (not retried: circuit open)"
+        previous.extra["retryable"] = False
+        result = previous
+    elif not decision.allowed:
+        result = _skipped(job, f"circuit open: {decision.reason}")
     else:
         result = run_job(job, run_id=run_id)
         result.retry_count = attempt - 1
@@ -161,7 +167,7 @@ def export_run_metrics(
         services: Stores and settings.
 
     Returns:
-        `{"metrics_path", "audit_path", "summary"}`.
+        `{"metrics_path", "audit_path", "summary", "open_circuits"}`.
     """
     jobs = services.runs.load_jobs(plan_ref)
     stored = services.runs.load_results(key)
@@ -185,5 +191,16 @@ def export_run_metrics(
     audit_path = LocalAuditWriter(settings.audit_dir).write(
         audit_rows(results, run_id=run_id, execution_time=started), started
     )
-    return {"metrics_path": str(metrics_path), "audit_path": str(audit_path), "summary": metrics["summary"]}
+    return {
+        "metrics_path": str(metrics_path),
+        "audit_path": str(audit_path),
+        "summary": metrics["summary"],
+        "open_circuits": open_circuits(sorted({r.source_name for r in results}), services),
+    }
+
+
+def open_circuits(source_names: list[str], services: Services) -> dict[str, str]:
+    """Sources whose circuit is OPEN now, with the last error (read only: no state change)."""
+    states = (services.breaker.store.get(name) for name in source_names)
+    return {s.source_name: f"open since {s.opened_at}: {s.last_error}" for s in states if s.state == OPEN}
 

@@ -83,7 +83,7 @@ def test_min_rows_failure_loads_nothing_and_is_not_retryable(tmp_path: Path, mon
     _sqlite(tmp_path, monkeypatch, "CREATE TABLE t (id INTEGER PRIMARY KEY, ts TEXT)", [(1, "2024-01-01 00:00:00"), (2, "2024-01-02 00:00:00")])
     job = Job("sqlite", "local", "t", "INCREMENTAL", watermark_column="ts", min_rows=3)
     result = run_job(job, bucket_url=str(lake))
-    assert result.status == "failed" and result.extra == {"retryable": False}
+    assert result.status == "failed" and result.extra["retryable"] is False
     assert "data quality: 2 row(s) extracted, fewer than min_rows 3" in result.error
     assert not any(lake.rglob("*.parquet"))
     ok = run_job(Job("sqlite", "local", "t", "INCREMENTAL", watermark_column="ts", min_rows=2), bucket_url=str(lake))

@@ -1,0 +1,52 @@
+"""Local Durable Functions runtime: run the app's orchestrators without the Functions host.
+
+Orchestrators and activities are written once, on a `df.DFApp`, for Azure. Locally the CLI,
+the demo and the tests hand that app to `LocalDurableRuntime`, which replays the
+orchestrators through the SDK's own handler (history JSON in, actions JSON out) the way the
+Durable extension does, runs activities on a thread pool and fires timers in real or
+virtual time. Orchestrator code cannot tell the two runtimes apart.
+
+    from function_app import app
+    from shared.durable import LocalDurableClient, LocalDurableRuntime
+
+    runtime = LocalDurableRuntime(app, max_parallel=4,
+                                  on_status=lambda iid, status: print(iid, status))
+    result = runtime.run("ingest_orchestrator", {"jobs": [...]})
+    if not result.succeeded:
+        raise SystemExit(result.error)
+
+    # An HTTP starter runs unchanged against the SDK's client class, wired to the runtime:
+    starter = runtime.functions.clients["http_start"]
+    response = await starter.fn(request, **{starter.parameter: LocalDurableClient(runtime)})
+
+Tests use `virtual_time=True` (timers fire as soon as nothing else can progress) and
+`activity_sleep` to give activities a duration in that clock.
+"""
+
+from .client import LocalDurableClient, LocalManagementApi, client_binding
+from .clock import activity_sleep
+from .functions import (ActivityFunction, ClientFunction, FunctionIndex, OrchestratorFunction,
+                        index_app)
+from .models import (COMPLETED, FAILED, PENDING, RUNNING, TERMINATED, OrchestrationResult,
+                     RuntimeStats)
+from .runtime import LocalDurableRuntime
+
+__all__ = [
+    "COMPLETED",
+    "FAILED",
+    "PENDING",
+    "RUNNING",
+    "TERMINATED",
+    "ActivityFunction",
+    "ClientFunction",
+    "FunctionIndex",
+    "LocalDurableClient",
+    "LocalDurableRuntime",
+    "LocalManagementApi",
+    "OrchestrationResult",
+    "OrchestratorFunction",
+    "RuntimeStats",
+    "activity_sleep",
+    "client_binding",
+    "index_app",
+]
