@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -50,6 +51,12 @@ def _write_json_atomically(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
+@lru_cache(maxsize=8)
+def _read_plan(path: str, mtime_ns: int, size: int) -> tuple[Job, ...]:
+    with open(path, encoding="utf-8") as fh:
+        return tuple(Job.from_dict(item) for item in json.load(fh))
+
+
 class LocalRunStore:
     """JSON files under `<root>/<run_key>/`."""
 
@@ -65,8 +72,9 @@ class LocalRunStore:
         return str(path)
 
     def load_jobs(self, plan_ref: str) -> list[Job]:
-        with open(plan_ref, encoding="utf-8") as fh:
-            return [Job.from_dict(item) for item in json.load(fh)]
+        stat = os.stat(plan_ref)
+        # Every activity of a run reads the same plan: parse it once per process.
+        return list(_read_plan(plan_ref, stat.st_mtime_ns, stat.st_size))
 
     def save_result(self, run_key: str, index: int, result: JobResult) -> None:
         _write_json_atomically(self._run_dir(run_key) / "results" / f"{index:06d}.json", result.to_dict())

@@ -108,6 +108,7 @@ def test_closed_port_fails_one_job_others_run_and_no_secret_leaks(
         "SOURCES__DOWN_DB__DATABASE": "x", "SOURCES__DOWN_DB__USERNAME": "u", "SOURCES__DOWN_DB__PASSWORD": SECRET,
         "SOURCES__ERP__HOST": "127.0.0.1", "SOURCES__ERP__DATABASE": "test", "SOURCES__ERP__USERNAME": "postgres",
         "SOURCES__ERP__PASSWORD": SECRET,  # trust auth ignores it; it must still never be printed
+        "RETRY_DATABASE_FIRST_INTERVAL_MS": "100",
     }
     result = cli("run", str(workbook), "--lake", str(tmp_path / "lake"), "--metrics-out", str(tmp_path / "m.json"),
                  "-v", cwd=tmp_path, env=env)
@@ -117,6 +118,13 @@ def test_closed_port_fails_one_job_others_run_and_no_secret_leaks(
     metrics = json.loads((tmp_path / "m.json").read_text())
     statuses = {j["job_id"]: j["status"] for j in metrics["jobs"]}
     assert statuses == {"down_db.orders": "failed", f"erp.{name}": "success"}
+    # Log files: main, one per source, errors only; every job line names run, source and table.
+    logs = tmp_path / "logs"
+    errors = (logs / "errors.log").read_text()
+    assert "source=down_db table=orders" in errors and f"source=erp table={name}" not in errors
+    assert f"source=erp table={name}" in (logs / "erp.log").read_text()
+    assert "down_db" not in (logs / "erp.log").read_text()
+    assert "run=ingestion-jobs-" in (logs / "main.log").read_text()
     everything = result.stdout + result.stderr + all_text_under(tmp_path)
     for form in (SECRET, "p%40ss%3Aw%2Frd%231", "p%40ss"):
         assert form not in everything
