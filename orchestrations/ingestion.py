@@ -73,6 +73,7 @@ def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestra
         "summary": exported["summary"],
         "metrics_path": exported["metrics_path"],
         "audit_path": exported["audit_path"],
+        "failure_events": exported["failure_events"],
         "open_circuits": exported["open_circuits"],
         "warnings": plan["warnings"],
     }

@@ -179,3 +179,47 @@ def _to_csv(rows: Sequence[Mapping[str, Any]], header: bool = False) -> str:
             raise ValueError(f"audit row has unknown column(s): {', '.join(sorted(unknown))}")
         writer.writerow(row)
     return buffer.getvalue()
+
+
+class AppendBlobAuditWriter:
+    """Appends audit rows to an append blob `<prefix>/audit_<YYYYMMDD>.csv` in Azure Storage.
+
+    Each `append_block` is atomic and ordered by the service, so concurrent writers (activities
+    on several instances) never lose or interleave rows. Every writer tries to put the header
+    at append position 0 before its own rows: exactly one succeeds, and no row can come first.
+    """
+
+    def __init__(self, container_client: Any, prefix: str = "metadata/audit") -> None:
+        """Create a writer.
+
+        Args:
+            container_client: An `azure.storage.blob.ContainerClient` (the container must exist).
+            prefix: Folder of the daily files inside the container.
+        """
+        self.container = container_client
+        self.prefix = prefix.strip("/")
+
+    def write(self, rows: Sequence[Mapping[str, Any]], execution_time: datetime) -> str:
+        """Append `rows` to the day's blob, creating it with a header first if needed.
+
+        Returns:
+            `<container>/<blob name>`.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+        name = f"{self.prefix}/{audit_filename(execution_time)}"
+        blob = self.container.get_blob_client(name)
+        try:
+            blob.create_append_blob(match_condition=MatchConditions.IfMissing)
+        except (ResourceExistsError, HttpResponseError) as exc:
+            if getattr(exc, "status_code", 409) not in (409, 412):
+                raise
+        try:
+            blob.append_block(_to_csv([], header=True).encode("utf-8"), appendpos_condition=0)
+        except HttpResponseError as exc:
+            if exc.status_code != 412:  # 412: the header (or anything) is already there
+                raise
+        if rows:
+            blob.append_block(_to_csv(rows).encode("utf-8"))
+        return f"{self.container.container_name}/{name}"

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import typer
 from rich.console import Console
@@ -41,11 +40,14 @@ def _setup_logging(verbose: bool) -> None:
     configure_file_logging(AppSettings.from_env().logs_dir)
 
 
-def _load_plan_or_exit(config: Path) -> Plan:
+def _load_plan_or_exit(config: Union[str, Path]) -> Plan:
+    """Read (from a file or a blob) and validate the workbook, or print every problem and exit 2."""
     from shared.plan import load_plan
+    from shared.steps import Services, fetch_workbook
 
     try:
-        plan = load_plan(config)
+        source, label = fetch_workbook(str(config), Services.from_env())
+        plan = load_plan(source, source_label=label)
     except PlanError as exc:
         err.print(f"[bold red]{len(exc.problems)} problem(s) in {config}:[/]", highlight=False)
         for problem in exc.problems:
@@ -56,8 +58,18 @@ def _load_plan_or_exit(config: Path) -> Plan:
     return plan
 
 
+def _preflight_or_exit() -> None:
+    from shared.preflight import PreflightError, check_lake
+
+    try:
+        check_lake()
+    except PreflightError as exc:
+        err.print(f"[bold red]lake pre-flight failed:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+
+
 @app.command()
-def validate(config: Path = typer.Argument(..., help="The workbook (.xlsx).")) -> None:
+def validate(config: str = typer.Argument(..., help="The workbook: a .xlsx file, or az://<container>/<name>.xlsx.")) -> None:
     """Check a workbook; exit 0 when valid, 2 with every problem listed on stderr."""
     _setup_logging(False)
     plan = _load_plan_or_exit(config)
@@ -125,8 +137,21 @@ class _LiveProgress:
         )
 
 
+def _read_output(location: str) -> str:
+    """A run output: a local file, or `<container>/<blob>` on the service's storage account."""
+    if Path(location).is_file():
+        return Path(location).read_text(encoding="utf-8")
+    from shared.storage import split_blob_path, storage_account
+
+    account = storage_account()
+    if account is None:
+        raise FileNotFoundError(location)
+    container, name = split_blob_path(location)
+    return account.blob_service().get_blob_client(container, name).download_blob().readall().decode("utf-8")
+
+
 def run_orchestration(
-    config: Path, *, only: Optional[List[str]] = None, metrics_out: Optional[Path] = None, max_parallel: Optional[int] = None
+    config: str, *, only: Optional[List[str]] = None, metrics_out: Optional[Path] = None, max_parallel: Optional[int] = None
 ) -> int:
     """Run a workbook through the real orchestrator on the local durable runtime; return the exit code."""
     from function_app import app as functions_app
@@ -134,8 +159,9 @@ def run_orchestration(
     from shared.durable import LocalDurableRuntime
     from starters.functions import instance_id_for
 
-    request = {"config": str(config.resolve()), "only": list(only or []), "dry_run": False}
-    instance_id = f"{instance_id_for(config.name)}-{uuid.uuid4().hex[:8]}"
+    local = Path(config)
+    request = {"config": str(local.resolve()) if local.is_file() else config, "only": list(only or []), "dry_run": False}
+    instance_id = f"{instance_id_for(local.name)}-{uuid.uuid4().hex[:8]}"
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=out, transient=True,
@@ -150,12 +176,13 @@ def run_orchestration(
         err.print(f"[red]run {instance_id} failed:[/] {redact(result.error)}", highlight=False)
         return EXIT_JOB_FAILED
     output = result.output
-    metrics = json.loads(Path(output["metrics_path"]).read_text(encoding="utf-8"))
+    text = _read_output(output["metrics_path"])
+    metrics = json.loads(text)
     for job in metrics["jobs"]:
         _print_job(job)
     if metrics_out:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(output["metrics_path"], metrics_out)
+        metrics_out.write_text(text, encoding="utf-8")
     summary = metrics["summary"]
     out.print(
         f"{summary['successful']} succeeded, {summary['failed']} failed, {summary['skipped']} skipped; "
@@ -170,7 +197,7 @@ def run_orchestration(
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="The workbook (.xlsx)."),
+    config: str = typer.Argument(..., help="The workbook: a .xlsx file, or az://<container>/<name>.xlsx."),
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only SOURCE or SOURCE.TABLE (repeatable)."),
     metrics_out: Optional[Path] = typer.Option(None, "--metrics-out", help="Metrics JSON path (default metrics/metrics_<time>_<run>.json)."),
     lake: Optional[str] = typer.Option(None, "--lake", help="Lake root (folder, az:// or abfss://); default: DESTINATION__FILESYSTEM__BUCKET_URL or ./lake."),
@@ -184,6 +211,7 @@ def run(
         os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = lake
     plan = _load_plan_or_exit(config)
     _select_jobs(plan, only)
+    _preflight_or_exit()
     raise typer.Exit(run_orchestration(config, only=only, metrics_out=metrics_out, max_parallel=max_parallel))
 
 
@@ -210,7 +238,7 @@ def demo(
     os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = str(lake)
     out.print(f"demo database: {db}\ndemo workbook: {workbook}\n", highlight=False)
     _load_plan_or_exit(workbook)
-    code = run_orchestration(workbook, metrics_out=directory / "metrics.json")
+    code = run_orchestration(str(workbook), metrics_out=directory / "metrics.json")
     files = sorted(lake.rglob("*.parquet"))
     out.print(f"\n{len(files)} Parquet file(s) in {lake}:", highlight=False)
     for path in files:

@@ -31,8 +31,15 @@ def bucket_url(explicit: Optional[str] = None) -> str:
 
 
 def make_destination(url: Optional[str] = None) -> Any:
-    """A dlt filesystem destination for the lake; other settings come from dlt's config."""
-    return filesystem(bucket_url=bucket_url(url), layout=LAYOUT)
+    """A dlt filesystem destination for the lake; other settings come from dlt's config.
+
+    An Azure lake on the service's own storage account needs no dlt credentials of its own:
+    they are derived from the storage connection (`shared.storage.lake_credentials`).
+    """
+    from shared.storage import lake_credentials, storage_account
+
+    root = bucket_url(url)
+    return filesystem(bucket_url=root, layout=LAYOUT, **lake_credentials(root, storage_account()))
 
 
 def date_folder(timestamp: Any) -> str:

@@ -13,7 +13,7 @@ import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from shared.config.models import Job
 from shared.results import JobResult
@@ -92,6 +92,54 @@ class LocalRunStore:
         for path in sorted(folder.glob("*.json")) if folder.exists() else []:
             with open(path, encoding="utf-8") as fh:
                 results[int(path.stem)] = JobResult.from_dict(json.load(fh))
+        return results
+
+
+class BlobRunStore:
+    """JSON blobs under `<prefix>/<run_key>/` in a container: shared by every Functions instance."""
+
+    def __init__(self, container_client: Any, prefix: str = "runs") -> None:
+        self.container = container_client
+        self.prefix = prefix.strip("/")
+        self._plans: dict[str, tuple[Job, ...]] = {}
+
+    def _name(self, run_key: str, *parts: str) -> str:
+        return "/".join([self.prefix, safe_key(run_key), *parts])
+
+    def _put(self, name: str, data: object) -> None:
+        self.container.upload_blob(name, json.dumps(data, ensure_ascii=False, default=str).encode("utf-8"), overwrite=True)
+
+    def _get(self, name: str) -> Any:
+        return json.loads(self.container.download_blob(name).readall())
+
+    def save_plan(self, run_key: str, jobs: list[Job]) -> str:
+        name = self._name(run_key, "plan.json")
+        self._put(name, [job.to_dict() for job in jobs])
+        return name
+
+    def load_jobs(self, plan_ref: str) -> list[Job]:
+        # Plans never change once saved, so one download per process and plan is enough.
+        if plan_ref not in self._plans:
+            self._plans[plan_ref] = tuple(Job.from_dict(item) for item in self._get(plan_ref))
+        return list(self._plans[plan_ref])
+
+    def save_result(self, run_key: str, index: int, result: JobResult) -> None:
+        self._put(self._name(run_key, "results", f"{index:06d}.json"), result.to_dict())
+
+    def load_result(self, run_key: str, index: int) -> Optional[JobResult]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return JobResult.from_dict(self._get(self._name(run_key, "results", f"{index:06d}.json")))
+        except ResourceNotFoundError:
+            return None
+
+    def load_results(self, run_key: str) -> dict[int, JobResult]:
+        prefix = self._name(run_key, "results") + "/"
+        results = {}
+        for blob in self.container.list_blobs(name_starts_with=prefix):
+            index = int(blob.name[len(prefix):].split(".")[0])
+            results[index] = JobResult.from_dict(self._get(blob.name))
         return results
 
 

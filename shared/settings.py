@@ -36,6 +36,14 @@ class AppSettings:
     """Name in the metrics (`INGESTION_PIPELINE_NAME`)."""
     batch_size: int = DEFAULT_BATCH_SIZE
     """Jobs per sub-orchestration when a plan is larger than this (`INGESTION_BATCH_SIZE`)."""
+    container: str = "ingestion"
+    """Azure: blob container for run snapshots, metrics and audit (`INGESTION_CONTAINER`)."""
+    config_container: str = "config"
+    """Azure: container of the workbooks (`CONFIG_CONTAINER`)."""
+    breaker_table: str = "ingestionbreakers"
+    """Azure: Table Storage table of the circuit breakers (`INGESTION_BREAKER_TABLE`)."""
+    failures_queue: str = "ingestion-failures"
+    """Azure: queue that receives one message per failed or skipped job (`INGESTION_FAILURES_QUEUE`)."""
     retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     throughput_floor: float = 1000.0
@@ -59,6 +67,10 @@ class AppSettings:
             logs_dir=path("INGESTION_LOGS_DIR", "logs"),
             pipeline_name=environ.get("INGESTION_PIPELINE_NAME") or DEFAULT_PIPELINE_NAME,
             batch_size=int(batch),
+            container=environ.get("INGESTION_CONTAINER") or "ingestion",
+            config_container=environ.get("CONFIG_CONTAINER") or "config",
+            breaker_table=environ.get("INGESTION_BREAKER_TABLE") or "ingestionbreakers",
+            failures_queue=environ.get("INGESTION_FAILURES_QUEUE") or "ingestion-failures",
             retry=policies_from_env(environ),
             breaker=BreakerSettings.from_env(environ),
             throughput_floor=throughput_floor_from_env(environ),

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
-from shared.audit import LocalAuditWriter, audit_rows
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
 from shared.config.models import Job, PlanError
-from shared.metrics import build_metrics, metrics_filename, write_metrics
+from shared.metrics import build_metrics
+from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
 from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SUCCESS, JobResult
-from shared.run_store import LocalRunStore, RunStore
+from shared.run_store import BlobRunStore, LocalRunStore, RunStore
 from shared.settings import AppSettings
+from shared.storage import StorageAccount, split_blob_path, storage_account
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +31,20 @@ MAX_COMPACT_ERROR = 300
 
 @dataclass
 class Services:
-    """The stores a step uses; local ones by default, Azure ones injected in Azure."""
+    """The stores a step uses: local files, or the Azure Storage account when one is configured."""
 
     settings: AppSettings
     runs: RunStore
     breaker: CircuitBreaker
+    publisher: Publisher
+    account: Optional[StorageAccount] = None
 
     @classmethod
     def from_env(cls) -> "Services":
-        """The stores the environment asks for (local files for now)."""
-        return cls.local()
+        """Azure stores when `INGESTION_STORAGE` / `AzureWebJobsStorage` is set, local files otherwise."""
+        settings = AppSettings.from_env()
+        account = storage_account()
+        return cls.azure(settings, account) if account else cls.local(settings)
 
     @classmethod
     def local(cls, settings: Optional[AppSettings] = None) -> "Services":
@@ -48,7 +54,48 @@ class Services:
             settings=settings,
             runs=LocalRunStore(settings.state_dir / "runs"),
             breaker=CircuitBreaker(LocalBreakerStore(settings.state_dir / "breakers.sqlite"), settings.breaker),
+            publisher=LocalPublisher(settings.metrics_dir, settings.audit_dir, settings.state_dir / "failure_events.jsonl"),
         )
+
+    @classmethod
+    def azure(cls, settings: AppSettings, account: StorageAccount) -> "Services":
+        """Blob run store, Table Storage breakers, blob metrics/audit and a failure queue."""
+        from shared.breakers import TableBreakerStore
+
+        container = _ensure_container(account.blob_service(), settings.container)
+        queue = account.queue_service().get_queue_client(settings.failures_queue)
+        _ensure_queue(queue)
+        if account.connection_string:
+            table = TableBreakerStore.from_connection_string(account.connection_string, settings.breaker_table)
+        else:
+            table = TableBreakerStore.from_account_url(account.table_url, account.credential(), settings.breaker_table)
+        return cls(
+            settings=settings,
+            runs=BlobRunStore(container),
+            breaker=CircuitBreaker(table, settings.breaker),
+            publisher=AzurePublisher(container, queue),
+            account=account,
+        )
+
+
+def _ensure_container(service: Any, name: str) -> Any:
+    from azure.core.exceptions import ResourceExistsError
+
+    client = service.get_container_client(name)
+    try:
+        client.create_container()
+    except ResourceExistsError:
+        pass
+    return client
+
+
+def _ensure_queue(queue: Any) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        queue.create_queue()
+    except ResourceExistsError:
+        pass
 
 
 def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str, Any]:
@@ -66,9 +113,12 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
     """
     from shared.plan import load_plan
+    from shared.preflight import check_lake
 
     config = request["config"]
-    plan = load_plan(config)
+    source, label = fetch_workbook(config, services)
+    plan = load_plan(source, source_label=label)
+    check_lake()  # before any job runs: an unreachable lake fails the run here, in seconds
     only = request.get("only") or None
     jobs = plan.enabled_jobs(only)
     if only and not jobs:
@@ -81,6 +131,41 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         "retry": {kind: p.to_dict() for kind, p in services.settings.retry.items()},
         "batch_size": services.settings.batch_size,
     }
+
+
+def is_blob_path(config: str, services: Services) -> bool:
+    """Whether `config` names a blob: an `az://`/`abfss://` URL, or any path that is not a local
+    file when the service runs on a storage account."""
+    if config.split("://")[0] in ("az", "abfs", "abfss", "azure"):
+        return True
+    return services.account is not None and not os.path.isfile(config)
+
+
+def fetch_workbook(config: str, services: Services) -> tuple[Union[str, bytes], str]:
+    """The workbook as a local path or as bytes downloaded from blob storage, and its label.
+
+    Raises:
+        PlanError: The blob does not exist, is too large, or storage is not configured.
+    """
+    if not is_blob_path(config, services):
+        return config, config
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.config.workbook import MAX_BYTES, too_large_message
+
+    account = services.account or storage_account()
+    if account is None:
+        raise PlanError([f"{config}: a blob workbook needs a storage account (set INGESTION_STORAGE or AzureWebJobsStorage)"], config)
+    container, name = split_blob_path(config) if "/" in config else (services.settings.config_container, config)
+    label = f"{container}/{name}"
+    blob = account.blob_service().get_blob_client(container, name)
+    try:
+        size = blob.get_blob_properties().size
+    except ResourceNotFoundError:
+        raise PlanError([f"workbook blob not found: {label} on {account.blob_host}"], label) from None
+    if size > MAX_BYTES:
+        raise PlanError([f"{label}: {too_large_message(size)}"], label)
+    return blob.download_blob().readall(), label
 
 
 def _skipped(job: Job, reason: str, retry_count: int = 0) -> JobResult:
@@ -167,7 +252,7 @@ def export_run_metrics(
         services: Stores and settings.
 
     Returns:
-        `{"metrics_path", "audit_path", "summary", "open_circuits"}`.
+        `{"metrics_path", "audit_path", "failure_events", "summary", "open_circuits"}`.
     """
     jobs = services.runs.load_jobs(plan_ref)
     stored = services.runs.load_results(key)
@@ -187,13 +272,9 @@ def export_run_metrics(
         results, pipeline_name=settings.pipeline_name, run_id=run_id, execution_time=started,
         throughput_floor=settings.throughput_floor,
     )
-    metrics_path = write_metrics(metrics, settings.metrics_dir / metrics_filename(started, run_id))
-    audit_path = LocalAuditWriter(settings.audit_dir).write(
-        audit_rows(results, run_id=run_id, execution_time=started), started
-    )
+    published = services.publisher.publish(metrics, results, started)
     return {
-        "metrics_path": str(metrics_path),
-        "audit_path": str(audit_path),
+        **published,
         "summary": metrics["summary"],
         "open_circuits": open_circuits(sorted({r.source_name for r in results}), services),
     }

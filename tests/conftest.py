@@ -204,3 +204,98 @@ def rest_server(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], RestServe
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+"""Azurite's public, well-known development key (not a secret)."""
+
+
+class Azurite:
+    """A running Azurite (Blob, Queue, Table) on loopback ports."""
+
+    def __init__(self, blob_port: int, queue_port: int, table_port: int) -> None:
+        self.blob_port, self.queue_port, self.table_port = blob_port, queue_port, table_port
+        self.account_name = AZURITE_ACCOUNT
+        self.account_key = AZURITE_KEY
+
+    @property
+    def connection_string(self) -> str:
+        """A storage connection string for all three services."""
+        base = "http://127.0.0.1"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={base}:{self.blob_port}/{AZURITE_ACCOUNT};"
+            f"QueueEndpoint={base}:{self.queue_port}/{AZURITE_ACCOUNT};"
+            f"TableEndpoint={base}:{self.table_port}/{AZURITE_ACCOUNT};"
+        )
+
+
+def _azurite_bin() -> Path | None:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return local
+    found = shutil.which("azurite")
+    return Path(found) if found else None
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite from npm, in memory, on free loopback ports, for the whole session."""
+    binary = _azurite_bin()
+    if binary is None:
+        service_missing("azurite not installed (run `npm ci` in the repo)")
+    ports = [free_port() for _ in range(3)]
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    proc = subprocess.Popen(
+        [str(binary), "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+         "--blobPort", str(ports[0]), "--queuePort", str(ports[1]), "--tablePort", str(ports[2]),
+         "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    pending = set(ports)
+    while pending and time.monotonic() < deadline:
+        for port in list(pending):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    pending.discard(port)
+            except OSError:
+                pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    if pending:
+        proc.terminate()
+        service_missing(f"azurite did not start: {log.read_text()[-500:]}")
+    yield Azurite(*ports)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def app() -> Any:
+    """The Functions app exactly as the host loads it."""
+    from function_app import app
+
+    return app
+
+
+@pytest.fixture
+def runtime(app: Any) -> Iterator[Callable[..., Any]]:
+    """Build local durable runtimes on the real app; all are closed after the test."""
+    from shared.durable import LocalDurableRuntime
+
+    made: list[LocalDurableRuntime] = []
+
+    def build(**kwargs: Any) -> LocalDurableRuntime:
+        rt = LocalDurableRuntime(app, **kwargs)
+        made.append(rt)
+        return rt
+
+    yield build
+    for rt in made:
+        rt.close()

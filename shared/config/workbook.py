@@ -132,7 +132,7 @@ def read_bytes(source: WorkbookSource) -> bytes:
         path = Path(source)
         try:
             if path.stat().st_size > MAX_BYTES:
-                raise WorkbookError(_too_large(path.stat().st_size))
+                raise WorkbookError(too_large_message(path.stat().st_size))
             data = path.read_bytes()
         except FileNotFoundError:
             raise WorkbookError(f"file not found: {path}") from None
@@ -143,7 +143,7 @@ def read_bytes(source: WorkbookSource) -> bytes:
         except OSError as exc:
             raise WorkbookError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise WorkbookError(_too_large(len(data)))
+        raise WorkbookError(too_large_message(len(data)))
     return data
 
 
@@ -201,7 +201,7 @@ def _describe_non_zip(data: bytes) -> str:
     return f"this is not an Excel .xlsx workbook (unrecognised content); {_SAVE_AS}"
 
 
-def _too_large(size: int) -> str:
+def too_large_message(size: int) -> str:
     return f"the file is {size / 1_048_576:.1f} MB; a jobs workbook is expected to be under {MAX_BYTES // 1_048_576} MB"
 
 

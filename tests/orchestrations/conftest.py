@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
 from shared.config import write_workbook
-from shared.durable import LocalDurableRuntime
 
 
 @pytest.fixture
@@ -50,25 +49,3 @@ def workbook(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Path]:
         return path
 
     return make
-
-
-@pytest.fixture
-def app() -> Any:
-    """The Functions app exactly as the host loads it."""
-    from function_app import app
-
-    return app
-
-
-@pytest.fixture
-def runtime(app: Any) -> Iterator[Callable[..., LocalDurableRuntime]]:
-    made: list[LocalDurableRuntime] = []
-
-    def build(**kwargs: Any) -> LocalDurableRuntime:
-        rt = LocalDurableRuntime(app, **kwargs)
-        made.append(rt)
-        return rt
-
-    yield build
-    for rt in made:
-        rt.close()

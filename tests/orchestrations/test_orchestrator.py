@@ -59,7 +59,7 @@ def test_dry_run_lists_jobs_and_loads_nothing(service_env: Path, sqlite_source: 
     path = workbook([{"source_type": "sqlite", "source_name": "shop", "table_name": f"t{i}"} for i in range(2)])
     result = runtime().run(ORCHESTRATOR, request(path, dry_run=True), timeout=TIMEOUT)
     assert result.succeeded and result.output["jobs"] == ["shop.t0", "shop.t1"]
-    assert not (service_env / "lake").exists()
+    assert not list((service_env / "lake").rglob("*.parquet"))  # the pre-flight probe leaves nothing
 
 
 def test_failing_job_is_retried_per_policy_without_failing_the_run(
