@@ -5,11 +5,25 @@ is open, with status `skipped_circuit_open`), then `record_success` / `record_fa
 for each job that ran. States live in a shared `BreakerStore` so every worker sees them.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .breaker import BreakerDecision, CircuitBreaker
 from .local_store import LocalBreakerStore
 from .settings import BreakerSettings
 from .state import CLOSED, HALF_OPEN, MAX_ERROR_LENGTH, OPEN, STATES, BreakerState
 from .store import BreakerStore, Mutation
+
+if TYPE_CHECKING:
+    from .table_store import (
+        TableBreakerStore,
+        TableStoreConflictError,
+        TableStoreError,
+        TableStoreUnavailableError,
+    )
+
+_TABLE_STORE_NAMES = frozenset(
+    {"TableBreakerStore", "TableStoreConflictError", "TableStoreError", "TableStoreUnavailableError"}
+)
 
 __all__ = [
     "BreakerDecision",
@@ -24,4 +38,18 @@ __all__ = [
     "Mutation",
     "OPEN",
     "STATES",
+    "TableBreakerStore",
+    "TableStoreConflictError",
+    "TableStoreError",
+    "TableStoreUnavailableError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The Table store is imported on first use: azure-data-tables adds ~0.1 s to every CLI
+    # start, and local runs only need the SQLite store.
+    if name in _TABLE_STORE_NAMES:
+        from . import table_store
+
+        return getattr(table_store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

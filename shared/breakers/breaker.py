@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Optional
 
+from shared.redaction import redact
+
 from .settings import BreakerSettings
 from .state import CLOSED, HALF_OPEN, OPEN, BreakerState, as_utc, from_iso, to_iso, utc_now
 from .store import BreakerStore
@@ -106,6 +108,8 @@ class CircuitBreaker:
             The stored state afterwards.
         """
         now = self.clock()
+        # Redacted before the state truncates it: a secret cut in half would no longer match.
+        error = redact(error)
         return self.store.update(source_name, lambda s: _on_failure(s, now, error, self.settings))
 
     def _timeout_passed(self, state: BreakerState, now: datetime) -> bool:
