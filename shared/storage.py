@@ -181,7 +181,7 @@ def lake_credentials(bucket_url: str, account: Optional[StorageAccount], environ
     """
     if urlsplit(bucket_url).scheme not in ("az", "abfs", "abfss", "azure") or account is None:
         return {}
-    if any(k.startswith("DESTINATION__FILESYSTEM__CREDENTIALS__") for k in environ):
+    if any(k.startswith("DESTINATION__FILESYSTEM__CREDENTIALS__") and v for k, v in environ.items()):
         return {}
     host = urlsplit(bucket_url).netloc.partition("@")[2]
     if host and not host.startswith(f"{account.account_name}."):
