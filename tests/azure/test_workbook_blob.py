@@ -1,0 +1,47 @@
+"""Workbooks read from blob storage: the same validation as files, and clear errors for blobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.config.models import PlanError
+from shared.steps import Services, plan_run
+
+
+def plan(config: str) -> dict[str, Any]:
+    return plan_run({"config": config, "only": []}, "key-1", Services.from_env())
+
+
+def test_missing_blob_is_named(azure_env: Any) -> None:
+    with pytest.raises(PlanError) as info:
+        plan(f"az://{azure_env.config_container}/nope.xlsx")
+    assert info.value.problems == [f"workbook blob not found: {azure_env.config_container}/nope.xlsx on {azure_env.account.blob_host}"]
+
+
+def test_a_csv_uploaded_as_xlsx_gets_the_file_error(azure_env: Any) -> None:
+    azure_env.upload(azure_env.config_container, "jobs.xlsx", b"source_type,source_name\npostgresql,erp\n")
+    with pytest.raises(PlanError) as info:
+        plan(f"{azure_env.config_container}/jobs.xlsx")
+    assert "CSV/text file, not an Excel .xlsx workbook" in str(info.value)
+
+
+def test_an_oversized_blob_is_refused_before_download(azure_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shared.config.workbook as workbook
+
+    monkeypatch.setattr(workbook, "MAX_BYTES", 1000)
+    azure_env.upload(azure_env.config_container, "big.xlsx", b"x" * 5000)
+    with pytest.raises(PlanError, match="the file is 0.0 MB; a jobs workbook is expected"):
+        plan(f"az://{azure_env.config_container}/big.xlsx")
+
+
+def test_a_bare_name_is_looked_up_in_the_config_container(azure_env: Any, shop_db: Any, tmp_path: Any) -> None:
+    from shared.config import write_workbook
+
+    local = tmp_path / "w.xlsx"
+    write_workbook(local, [{"source_type": "sqlite", "source_name": "shop", "table_name": "orders",
+                            "load_type": "FULL", "enabled": "Y"}])
+    azure_env.upload(azure_env.config_container, "w.xlsx", local.read_bytes())
+    result = plan("w.xlsx")
+    assert [j["id"] for j in result["jobs"]] == ["shop.orders"]
