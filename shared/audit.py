@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence, Union
 
-from shared.metrics import as_job_result, iso_utc, rows_per_second
+from shared.metrics import as_job_result, iso_utc, job_entry
 from shared.results import JobResult
 
 try:  # POSIX only; Azure Functions runs Python on Linux
@@ -80,26 +80,11 @@ def audit_rows(
     rows = []
     for result in results:
         job = as_job_result(result)
-        rows.append(
-            {
-                "run_id": run_id,
-                "execution_time": when,
-                "job_id": job.job_id,
-                "source_type": job.source_type,
-                "source_name": job.source_name,
-                "table_name": job.table_name,
-                "load_type": job.load_type,
-                "status": job.status,
-                "rows_processed": job.rows_processed,
-                "duration_seconds": round(float(job.duration_seconds), 3),
-                "rows_per_second": round(rows_per_second(job), 2),
-                "retry_count": job.retry_count,
-                "error": job.error,
-                "schema_version": job.schema_version,
-                "files_count": len(job.files),
-                "load_id": job.load_id,
-            }
-        )
+        entry = job_entry(job)
+        row = {"run_id": run_id, "execution_time": when}
+        row.update((column, entry[column]) for column in AUDIT_COLUMNS if column in entry)
+        row.update(files_count=len(job.files), load_id=job.load_id)
+        rows.append({column: row.get(column) for column in AUDIT_COLUMNS})
     return rows
 
 

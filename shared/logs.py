@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
+
+from shared.log_records import add_record_hook
 
 FIELDS = ("run_id", "source_name", "table_name", "job_id")
 FORMAT = "%(asctime)s %(levelname)s [run=%(run_id)s source=%(source_name)s table=%(table_name)s] %(name)s: %(message)s"
 
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("ingestion_log_context", default={})
-_installed = False
-_lock = threading.Lock()
 
 
 @contextmanager
@@ -42,22 +41,14 @@ def current_context() -> dict[str, str]:
 
 def install_job_context() -> None:
     """Copy the job context onto every log record created from now on (idempotent)."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
-    previous = logging.getLogRecordFactory()
+    add_record_hook("job_context", _add_context)
 
-    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        context = _context.get()
-        for name in FIELDS:
-            if not hasattr(record, name):
-                setattr(record, name, context.get(name, "-"))
-        return record
 
-    logging.setLogRecordFactory(factory)
+def _add_context(record: logging.LogRecord) -> None:
+    context = _context.get()
+    for name in FIELDS:
+        if not hasattr(record, name):
+            setattr(record, name, context.get(name, "-"))
 
 
 class _PerSourceHandler(logging.Handler):

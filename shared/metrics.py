@@ -123,7 +123,7 @@ def build_metrics(
             "avg_throughput": round(success_rows / success_seconds, 2) if success_seconds > 0 else 0.0,
             "health_score": health_score(jobs, throughput_floor=throughput_floor),
         },
-        "jobs": [_job_entry(j) for j in jobs],
+        "jobs": [job_entry(j) for j in jobs],
     }
 
 
@@ -245,7 +245,8 @@ def _meets_floor(job: JobResult, floor: float) -> bool:
     return job.rows_processed < SMALL_JOB_ROWS or rows_per_second(job) >= floor
 
 
-def _job_entry(job: JobResult) -> dict[str, Any]:
+def job_entry(job: JobResult) -> dict[str, Any]:
+    """One job as the metrics (and, with its own columns, the audit) report it."""
     entry: dict[str, Any] = {
         "job_id": job.job_id,
         "source_type": job.source_type,

@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
 from urllib.parse import quote, quote_plus
+
+from shared.log_records import add_record_hook
 
 MASK = "***"
 _MIN_SUBSTRING_LEN = 4
@@ -20,7 +23,6 @@ _MIN_SUBSTRING_LEN = 4
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
-_installed = False
 
 
 def register_secret(value: object) -> None:
@@ -73,31 +75,21 @@ def clear_secrets() -> None:
 def install_log_redaction() -> None:
     """Scrub secrets from every log record created from now on, whatever the logger.
 
-    Wraps the logging record factory once per process: the record's message is rendered,
-    redacted and frozen (`args` cleared), and exception text is redacted as well.
+    The record's message is rendered, redacted and frozen (`args` cleared), and exception
+    text is redacted as well.
     """
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
-    previous = logging.getLogRecordFactory()
+    add_record_hook("redaction", _redact_record)
 
-    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        if _pattern is None:
-            return record
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not hide the log line
-            message = str(record.msg)
-        record.msg = redact(message)
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            import traceback
 
-            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
-            record.exc_info = None
-        return record
-
-    logging.setLogRecordFactory(factory)
+def _redact_record(record: logging.LogRecord) -> None:
+    if _pattern is None:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string must not hide the log line
+        message = str(record.msg)
+    record.msg = redact(message)
+    record.args = None
+    if record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
+        record.exc_info = None

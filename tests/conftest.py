@@ -299,3 +299,19 @@ def runtime(app: Any) -> Iterator[Callable[..., Any]]:
     yield build
     for rt in made:
         rt.close()
+
+
+def named_blob(name: str) -> Any:
+    """What the host hands a blob trigger (`func.InputStream`); reading it fails the test,
+    since starters must pass only the blob path on."""
+    import azure.functions as func
+
+    class NamedBlob(func.InputStream):
+        @property
+        def name(self) -> str:
+            return name
+
+        def read(self, size: int = -1) -> bytes:
+            raise AssertionError("the blob starter must not read the workbook")
+
+    return NamedBlob()

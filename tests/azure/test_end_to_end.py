@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
 
 from shared.config import write_workbook
 from shared.durable import LocalDurableClient
-from tests.conftest import ROOT
+from tests.conftest import ROOT, named_blob
 
 ROWS = [
     {"source_type": "sqlite", "source_name": "shop", "table_name": "customers", "load_type": "FULL", "enabled": "Y"},
@@ -37,20 +36,6 @@ def uploaded_workbook(azure_env: Any, shop_db: Path, tmp_path: Path, monkeypatch
     write_workbook(local, ROWS)
     azure_env.upload(azure_env.config_container, "jobs.xlsx", local.read_bytes())
     return f"{azure_env.config_container}/jobs.xlsx"
-
-
-class Blob(func.InputStream):
-    """What the host hands a blob trigger; the starter must only use its name."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def read(self, size: int = -1) -> bytes:
-        raise AssertionError("the blob starter must not read the workbook")
 
 
 def assert_everything_landed(env: Any) -> dict[str, Any]:
@@ -77,7 +62,7 @@ def assert_everything_landed(env: Any) -> dict[str, Any]:
 
 def test_dropping_a_workbook_runs_it(azure_env: Any, uploaded_workbook: str, runtime: Any) -> None:
     rt = runtime()
-    asyncio.run(rt.functions.clients["start_ingestion_blob"].fn(Blob(uploaded_workbook), client=LocalDurableClient(rt)))
+    asyncio.run(rt.functions.clients["start_ingestion_blob"].fn(named_blob(uploaded_workbook), client=LocalDurableClient(rt)))
     (instance,) = [i for i in rt.list_instances() if i.name == "ingestion_orchestrator"]
     assert instance.input["config"] == uploaded_workbook
     result = rt.wait(instance.instance_id, 120)

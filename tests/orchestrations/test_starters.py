@@ -15,6 +15,7 @@ import pytest
 
 from shared.durable import LocalDurableClient
 from starters.functions import instance_id_for
+from tests.conftest import named_blob
 
 TIMEOUT = 60
 
@@ -114,21 +115,7 @@ def test_queue_message_starts_a_run_and_bad_messages_are_dropped(one_job: Path, 
 
 def test_blob_trigger_passes_only_the_blob_path(one_job: Path, runtime: Any) -> None:
     rt = runtime()
-
-    class Blob(func.InputStream):
-        """A blob whose content must never be read by the starter."""
-
-        def __init__(self, name: str) -> None:
-            self._name = name
-
-        @property
-        def name(self) -> str:
-            return self._name
-
-        def read(self, size: int = -1) -> bytes:
-            raise AssertionError("the starter read the workbook bytes")
-
-    call(rt, "start_ingestion_blob", Blob(str(one_job)))
+    call(rt, "start_ingestion_blob", named_blob(str(one_job)))
     (instance,) = rt.list_instances()
     assert instance.input == {"config": str(one_job), "only": [], "dry_run": False}
     assert rt.wait(instance.instance_id, TIMEOUT).succeeded
