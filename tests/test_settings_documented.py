@@ -14,10 +14,11 @@ SETTING = re.compile(
     r"|AzureWebJobsStorage|DLT_PROJECT_DIR|RUNTIME__DLTHUB_TELEMETRY|DESTINATION__FILESYSTEM__[A-Z_]+[A-Z])[\"'%]"
 )
 NOT_IN_EXAMPLE = {
-    # dlt reads an empty value as a value: these alternatives must be absent, not blank.
+    # Alternatives to the account key the example uses. dlt reads a blank value as a value, so
+    # they must be absent rather than empty; Azurite has no SAS to give and its plain-http
+    # endpoint cannot be an account host (adlfs builds https URLs).
     "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_SAS_TOKEN",
     "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_ACCOUNT_HOST",
-    "DLT_PROJECT_DIR",
 }
 
 
