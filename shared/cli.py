@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -225,6 +226,9 @@ def demo(
     from shared.secrets import env_var_name
 
     directory = directory.resolve()
+    # A demo starts from scratch: an earlier demo's lake would hold the incremental cursor.
+    for sub in ("lake", ".ingestion", "metrics", "audit", "logs"):
+        shutil.rmtree(directory / sub, ignore_errors=True)
     # Everything the demo makes stays in its folder.
     for setting, sub in (("INGESTION_STATE_DIR", ".ingestion"), ("INGESTION_METRICS_DIR", "metrics"),
                          ("INGESTION_AUDIT_DIR", "audit"), ("INGESTION_LOGS_DIR", "logs")):
