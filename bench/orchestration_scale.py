@@ -2,7 +2,7 @@
 on the local durable runtime; each job's dlt work is replaced by a stand-in that stores a result,
 so only the orchestration is measured).
 
-    .venv/bin/python -m bench.orchestration_scale [--jobs 100 500]
+    .venv/bin/python -m bench.orchestration_scale [--jobs 100 500] [--repeat 3]
 
 Prints, per size: wall time, replays (episodes), time in the SDK's replay handler, the runtime's
 own bookkeeping, the largest history, and the ratios between the sizes.
@@ -65,8 +65,12 @@ def main() -> None:
     """Measure each size and print a table with ratios to the smallest."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median run is shown")
     args = parser.parse_args()
-    rows = [measure(n) for n in args.jobs]
+    rows = []
+    for n in args.jobs:
+        runs = sorted((measure(n) for _ in range(args.repeat)), key=lambda r: r["wall_s"])
+        rows.append(runs[len(runs) // 2])
     base = rows[0]
     print(f"{'jobs':>6} {'wall s':>8} {'episodes':>9} {'handler s':>10} {'bookkeep s':>11} {'max hist':>9} {'instances':>9}")
     for r in rows:
