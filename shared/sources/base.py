@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, ClassVar, Optional
+from urllib.parse import quote, quote_plus
 
 import dlt
 import sqlalchemy as sa
@@ -13,6 +15,11 @@ from dlt.extract.resource import DltResource
 
 from shared.config.models import Job
 from shared.secrets import SourceSecrets
+from shared.sources.arrow_types import integer_width_hints
+from shared.sources.connectorx_loader import STREAM_OPTIONS_KEY, ConnectorxLoader, StreamOptions, reads_type
+from shared.sources.slicing import SLICEABLE_TYPES, slice_count
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 15
 """How long a database connection attempt may take before the job fails."""
@@ -70,14 +77,24 @@ class Source(ABC):
 
 
 class SqlSource(Source):
-    """A database read with dlt's `sql_table` and the pyarrow backend."""
+    """A database table read with dlt's `sql_table`: connectorx streaming where the database and
+    the column types allow it, dlt's pyarrow backend elsewhere."""
 
     drivername: ClassVar[str]
     default_port: ClassVar[Optional[int]] = None
+    connectorx_scheme: ClassVar[Optional[str]] = None
+    """URL scheme connectorx knows this database by; None: always the pyarrow backend."""
+    connectorx_protocol: ClassVar[Optional[str]] = None
+    """connectorx transfer protocol; None: connectorx's default for the database."""
+    shared_snapshot: ClassVar[bool] = False
+    """Whether parallel slices can share one snapshot (then big tables are sliced by default)."""
 
     def __init__(self, job: Job, secrets: SourceSecrets) -> None:
         super().__init__(job, secrets)
         self._engine: Optional[sa.Engine] = None
+        self._table: Optional[sa.Table] = None
+        self._estimate: Optional[int] = None
+        self._estimated = False
 
     # -- connection -------------------------------------------------------------------------
     def port(self) -> Optional[int]:
@@ -105,6 +122,22 @@ class SqlSource(Source):
         """DBAPI connect() arguments, notably the connect timeout."""
         return {}
 
+    def connectorx_url(self) -> str:
+        """The URL connectorx connects with: scheme, credentials, host, port and database only
+        (connectorx rejects driver options it does not know). Contains the password."""
+        return self.url().set(drivername=self.connectorx_scheme, query={}).render_as_string(hide_password=False)
+
+    def password_forms(self) -> tuple[str, ...]:
+        """The password raw and in every encoding a URL may carry it, for masking."""
+        password = self.secrets.get("password")
+        if not password:
+            return ()
+        # SQLAlchemy's own escaping differs from urllib's for spaces and '+'.
+        prefix = "x://u:"
+        rendered = sa.URL.create("x", username="u", password=password).render_as_string(hide_password=False)
+        sqlalchemy_form = rendered[len(prefix):-1]
+        return tuple({password, quote(password, safe=""), quote_plus(password), sqlalchemy_form})
+
     def location(self) -> str:
         port = self.port()
         host = self.secrets.get("host") or "?"
@@ -128,6 +161,12 @@ class SqlSource(Source):
         return None
 
     def estimate_rows(self) -> Optional[int]:
+        if not self._estimated:  # asked for chunk size and slicing: one catalog query per run
+            self._estimate = self._query_estimate()
+            self._estimated = True
+        return self._estimate
+
+    def _query_estimate(self) -> Optional[int]:
         query = self.estimate_rows_query()
         if query is None:
             return None
@@ -142,15 +181,28 @@ class SqlSource(Source):
         return self.job.schema_name
 
     # -- extraction -------------------------------------------------------------------------
+    def table(self) -> sa.Table:
+        """The reflected source table (reflected once per run; `sql_table` reuses it)."""
+        if self._table is None:
+            metadata = sa.MetaData(schema=self.schema_name())
+            self._table = sa.Table(self.job.table_name, metadata, autoload_with=self.engine())
+        return self._table
+
+    def _column(self, name: Optional[str]) -> Optional[sa.Column]:
+        """A column of the table by case-insensitive name."""
+        for column in self.table().columns:
+            if column.name.lower() == (name or "").lower():
+                return column
+        return None
+
     def watermark_type(self) -> Optional[sa.types.TypeEngine]:
         """Reflected type of the watermark column, to give the initial cursor the same type."""
-        inspector = sa.inspect(self.engine())
-        for column in inspector.get_columns(self.job.table_name, schema=self.schema_name()):
-            if column["name"].lower() == (self.job.watermark_column or "").lower():
-                return column["type"]
-        raise ValueError(
-            f"watermark column '{self.job.watermark_column}' not found in table '{self.job.table_name}'"
-        )
+        column = self._column(self.job.watermark_column)
+        if column is None:
+            raise ValueError(
+                f"watermark column '{self.job.watermark_column}' not found in table '{self.job.table_name}'"
+            )
+        return column.type
 
     def incremental(self) -> Optional[dlt.sources.incremental]:  # type: ignore[name-defined]
         """dlt incremental on the watermark column; the workbook value only seeds the first run."""
@@ -164,17 +216,76 @@ class SqlSource(Source):
     def resource(self) -> DltResource:
         from dlt.sources.sql_database import sql_table
 
+        table = self.table()
+        stream = self.stream_options()
         resource = sql_table(
             credentials=self.engine(),
             table=self.job.table_name,
             schema=self.schema_name(),
-            backend="pyarrow",
+            metadata=table.metadata,
+            backend="connectorx" if stream else "pyarrow",
+            table_loader_class=ConnectorxLoader if stream else None,
+            backend_kwargs={STREAM_OPTIONS_KEY: stream} if stream else None,
             reflection_level="full_with_precision",
             chunk_size=self.chunk_size(),
             incremental=self.incremental(),
             primary_key=list(self.job.primary_key) or None,
         )
+        # dlt reflects every integer as int64; keep the source's widths on both backends.
+        resource.apply_hints(columns=integer_width_hints(table, self.engine().dialect.name))
         return resource
+
+    def stream_options(self) -> Optional[StreamOptions]:
+        """How connectorx reads this table; None when the pyarrow backend must (database or a
+        column type connectorx does not read faithfully)."""
+        if self.connectorx_scheme is None:
+            return None
+        unsupported = [f"{c.name} ({c.type})" for c in self.table().columns if not reads_type(c.type)]
+        if unsupported:
+            log.info("table %s: pyarrow backend for column(s) %s", self.job.table_name, ", ".join(unsupported))
+            return None
+        column = self.partition_column()
+        slices = slice_count(self.estimate_rows(), self.chunk_size()) if column else 1
+        return StreamOptions(
+            url=self.connectorx_url(),
+            secret_forms=self.password_forms(),
+            protocol=self.connectorx_protocol,
+            partition_column=column,
+            slices=slices,
+            shared_snapshot=self.shared_snapshot and slices > 1,
+        )
+
+    def partition_column(self) -> Optional[str]:
+        """Column to split a large table on: the workbook's `partition_column`; else, where
+        slices share a snapshot, a one-column primary key or the watermark column."""
+        if self.job.partition_column:
+            column = self._column(self.job.partition_column)
+            if column is None:
+                raise ValueError(
+                    f"partition column '{self.job.partition_column}' not found in table '{self.job.table_name}'"
+                )
+            if not _is_sliceable(column.type):
+                log.warning("table %s: partition column %s is not an integer, date or timestamp; reading one stream",
+                            self.job.table_name, column.name)
+                return None
+            return column.name
+        if not self.shared_snapshot:
+            return None  # without a shared snapshot, slices would be separate reads: only on request
+        key = list(self.job.primary_key) or [c.name for c in self.table().primary_key.columns]
+        candidates = ([key[0]] if len(key) == 1 else []) + [self.job.watermark_column]
+        for name in candidates:
+            column = self._column(name)
+            if column is not None and _is_sliceable(column.type):
+                return column.name
+        return None
+
+
+def _is_sliceable(sql_type: sa.types.TypeEngine) -> bool:
+    """Whether a column's values can be cut into key ranges (integers, dates, timestamps)."""
+    try:
+        return sql_type.python_type in SLICEABLE_TYPES
+    except NotImplementedError:
+        return False
 
 
 def coerce_watermark(value: Any, column_type: Optional[sa.types.TypeEngine]) -> Any:

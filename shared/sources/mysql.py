@@ -15,6 +15,8 @@ class MySqlSource(SqlSource):
     source_type = "mysql"
     drivername = "mysql+pymysql"
     default_port = 3306
+    connectorx_scheme = "mysql"
+    # No snapshot can be shared between connections: slices only on an explicit partition_column.
 
     def url_query(self) -> dict[str, str]:
         return {"charset": "utf8mb4"}

@@ -56,6 +56,8 @@ def test_full_load_with_special_character_password(
     table = read_parquet(result.files)
     assert table.schema.field("amount").type == pa.decimal128(12, 2)
     assert table.schema.field("day").type == pa.date32()
+    assert table.schema.field("id").type == table.schema.field("qty").type == pa.int32()
+    assert table.schema.field("updated_at").type == pa.timestamp("us")
     assert parquet_checksums(table, "id") == source_checksums(mariadb_engine, maria_table, "id", COLUMNS)
 
 
