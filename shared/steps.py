@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Optional, Union
 
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
@@ -60,22 +61,29 @@ class Services:
     @classmethod
     def azure(cls, settings: AppSettings, account: StorageAccount) -> "Services":
         """Blob run store, Table Storage breakers, blob metrics/audit and a failure queue."""
-        from shared.breakers import TableBreakerStore
-
-        container = _ensure_container(account.blob_service(), settings.container)
-        queue = account.queue_service().get_queue_client(settings.failures_queue)
-        _ensure_queue(queue)
-        if account.connection_string:
-            table = TableBreakerStore.from_connection_string(account.connection_string, settings.breaker_table)
-        else:
-            table = TableBreakerStore.from_account_url(account.table_url, account.credential(), settings.breaker_table)
+        container, queue, table, runs = _azure_stores(account, settings.container, settings.failures_queue, settings.breaker_table)
         return cls(
             settings=settings,
-            runs=BlobRunStore(container),
+            runs=runs,
             breaker=CircuitBreaker(table, settings.breaker),
             publisher=AzurePublisher(container, queue),
             account=account,
         )
+
+
+@lru_cache(maxsize=4)
+def _azure_stores(account: StorageAccount, container_name: str, queue_name: str, table_name: str) -> tuple[Any, Any, Any, BlobRunStore]:
+    """Clients, existence checks and the run store's plan cache once per process, not per activity call."""
+    from shared.breakers import TableBreakerStore
+
+    container = _ensure_container(account.blob_service(), container_name)
+    queue = account.queue_service().get_queue_client(queue_name)
+    _ensure_queue(queue)
+    if account.connection_string:
+        table = TableBreakerStore.from_connection_string(account.connection_string, table_name)
+    else:
+        table = TableBreakerStore.from_account_url(account.table_url, account.credential(), table_name)
+    return container, queue, table, BlobRunStore(container)
 
 
 def _ensure_container(service: Any, name: str) -> Any:
