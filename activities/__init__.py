@@ -64,6 +64,24 @@ def run_ingestion_job(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 @_safe
+def run_ingestion_slice(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt of one key-range slice of a table split across activities."""
+    return steps.run_planned_slice(
+        payload["run_key"], payload["plan_ref"], payload["index"], payload["slice"], payload["range"],
+        payload["attempt"], payload["run_id"], steps.Services.from_env(),
+    )
+
+
+@bp.activity_trigger(input_name="payload")
+@_safe
+def finish_split_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Publish a split table's slices as one snapshot, or discard them when any failed."""
+    return steps.finish_split(payload["run_key"], payload["plan_ref"], payload["index"], payload["slices"],
+                              steps.Services.from_env())
+
+
+@bp.activity_trigger(input_name="payload")
+@_safe
 def export_metrics(payload: dict[str, Any]) -> dict[str, Any]:
     """Fan-in: write the metrics JSON and the audit rows of the run."""
     return steps.export_run_metrics(

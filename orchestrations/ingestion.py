@@ -28,6 +28,7 @@ bp = df.Blueprint()
 ORCHESTRATOR = "ingestion_orchestrator"
 BATCH_ORCHESTRATOR = "ingestion_batch"
 LOAD_PLAN, CHECK_BREAKERS, RUN_JOB, EXPORT_METRICS = "load_plan", "check_breakers", "run_ingestion_job", "export_metrics"
+RUN_SLICE, FINISH_SPLIT = "run_ingestion_slice", "finish_split_job"
 MAX_CRASH_ERROR = 300
 
 Orchestration = Generator[Any, Any, Any]
@@ -93,40 +94,66 @@ def run_jobs(
 ) -> Orchestration:
     """Fan out one activity per job, retry failed attempts after a durable timer, fan in.
 
+    A job too large for one activity answers `split` with key ranges: its slices then run as
+    activities of their own (each retried like a job), and a last activity publishes them as one
+    snapshot, or discards them all if any slice failed.
+
     Returns:
         Outcomes of jobs whose last attempt crashed (the activity raised, so it stored no result).
     """
-    pending: dict[TaskBase, tuple[str, dict[str, Any], int]] = {}
+    # task -> (kind, job, attempt number, slice number or None)
+    pending: dict[TaskBase, tuple[str, dict[str, Any], int, Any]] = {}
+    slices: dict[int, dict[str, Any]] = {}  # job index -> {"ranges": [...], "done": {slice: outcome}}
     crashed: list[dict[str, Any]] = []
 
-    def attempt(job: dict[str, Any], number: int) -> None:
-        task = context.call_activity(RUN_JOB, {
-            "run_key": run["run_key"], "plan_ref": run["plan_ref"], "run_id": run["run_id"],
-            "index": job["i"], "attempt": number,
-        })
-        pending[task] = ("job", job, number)
+    def attempt(job: dict[str, Any], number: int, part: Any = None) -> None:
+        payload = {"run_key": run["run_key"], "plan_ref": run["plan_ref"], "run_id": run["run_id"],
+                   "index": job["i"], "attempt": number}
+        if part is None:
+            pending[context.call_activity(RUN_JOB, payload)] = ("job", job, number, None)
+        else:
+            payload.update(slice=part, range=slices[job["i"]]["ranges"][part])
+            pending[context.call_activity(RUN_SLICE, payload)] = ("slice", job, number, part)
         progress.start(job["id"])
+
+    def finish(job: dict[str, Any], outcome: dict[str, Any]) -> None:
+        progress.finish(job["id"], outcome["status"], outcome.get("rows", 0))
+        if outcome.get("crashed"):
+            crashed.append(outcome)
 
     for job in jobs:
         attempt(job, 1)
     context.set_custom_status(progress.as_status())
     while pending:
         done = yield context.task_any(list(pending))
-        kind, job, number = pending.pop(done)
+        kind, job, number, part = pending.pop(done)
         if kind == "timer":
-            attempt(job, number + 1)
+            attempt(job, number + 1, part)
+        elif kind == "finish":
+            finish(job, _outcome(done, job, 1))
         else:
             outcome = _outcome(done, job, number)
             policy = RetryPolicy.from_dict(run["retry"][policy_kind(job["type"])])
-            if outcome["status"] == "failed" and outcome["retryable"] and number < policy.max_number_of_attempts:
-                delay = policy.delay_seconds(number, f"{run['run_id']}/{job['i']}")
+            if outcome["status"] == "split":
+                slices[job["i"]] = {"ranges": outcome["slices"], "done": {}}
+                for k in range(len(outcome["slices"])):
+                    attempt(job, 1, k)
+            elif outcome["status"] == "failed" and outcome["retryable"] and number < policy.max_number_of_attempts:
+                delay = policy.delay_seconds(number, f"{run['run_id']}/{job['i']}/{part}")
                 timer = context.create_timer(context.current_utc_datetime + dt.timedelta(seconds=delay))
-                pending[timer] = ("timer", job, number)
+                pending[timer] = ("timer", job, number, part)
                 progress.wait_retry(job["id"])
+            elif kind == "slice":
+                state = slices[job["i"]]
+                state["done"][part] = {**outcome, "slice": part}
+                if len(state["done"]) == len(state["ranges"]):
+                    task = context.call_activity(FINISH_SPLIT, {
+                        "run_key": run["run_key"], "plan_ref": run["plan_ref"], "index": job["i"],
+                        "slices": [state["done"][k] for k in sorted(state["done"])],
+                    })
+                    pending[task] = ("finish", job, 1, None)
             else:
-                progress.finish(job["id"], outcome["status"], outcome.get("rows", 0))
-                if outcome.get("crashed"):
-                    crashed.append(outcome)
+                finish(job, outcome)
         context.set_custom_status(progress.as_status())
     return crashed
 

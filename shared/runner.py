@@ -65,6 +65,8 @@ def run_job(
     secrets: Optional[SourceSecrets] = None,
     bucket_url: Optional[str] = None,
     run_id: Optional[str] = None,
+    key_range: Optional[dict[str, Any]] = None,
+    slice_no: Optional[int] = None,
 ) -> JobResult:
     """Extract one job's table or endpoint and land it in the lake as Parquet.
 
@@ -73,6 +75,9 @@ def run_job(
         secrets: Credentials for the job's source; resolved from the providers when omitted.
         bucket_url: Lake root; dlt's `DESTINATION__FILESYSTEM__BUCKET_URL` or `./lake` when omitted.
         run_id: The run this job belongs to, for log records.
+        key_range: For one slice of a table split across activities: the keys to read (from
+            `split_ranges`). The slice lands in the staging dataset, made visible by `publish_staged`.
+        slice_no: The slice's number (its own pipeline name in the staging dataset).
 
     Returns:
         The job's result. Errors are caught and reported in the result (status `failed`) with
@@ -93,9 +98,13 @@ def run_job(
         try:
             secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
             source = make_source(job, secrets)
-            log.info("job %s started (%s)", job.job_id, job.load_type)
-            with _job_lock(pipeline_name(job)), _work_dir(job) as work_dir:
-                _load(job, source, work_dir, bucket_url, result)
+            staged = slice_no is not None
+            if staged and isinstance(source, SqlSource):
+                source.key_range = key_range
+            name = f"{pipeline_name(job)}__slice{slice_no}" if staged else pipeline_name(job)
+            log.info("job %s started (%s)%s", job.job_id, job.load_type, f", slice {slice_no}" if staged else "")
+            with _job_lock(name), _work_dir(job) as work_dir:
+                _load(job, source, work_dir, bucket_url, result, name, staging_dataset(job) if staged else None)
             result.status = SUCCESS
             log.info("job %s loaded %d rows in %d file(s)", job.job_id, result.rows_processed, len(result.files))
         except Exception as exc:  # one failing job must never stop the others
@@ -114,11 +123,14 @@ def run_job(
     return result
 
 
-def _load(job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], result: JobResult) -> None:
+def _load(
+    job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], result: JobResult, name: str,
+    staging: Optional[str],
+) -> None:
     pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name(job),
+        pipeline_name=name,
         destination=make_destination(bucket_url),
-        dataset_name=job.source_name,
+        dataset_name=staging or job.source_name,
         pipelines_dir=str(work_dir),
     )
     if job.is_incremental:
@@ -151,12 +163,88 @@ def _load(job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], r
     result.rows_processed = rows
     result.load_id = load_id
     result.files = _files_of_load(pipeline, data_tables, load_id)
+    if staging:
+        return  # a slice: `publish_staged` replaces the snapshot once every slice has landed
     if not job.is_incremental:
         _keep_only_this_snapshot(pipeline, data_tables, load_id, date_folder(created_at))
     drift = _schema_drift(pipeline, result.files)
     if drift:
         result.extra["schema_drift"] = drift
         log.warning("job %s: schema changed since the previous run: %s", job.job_id, drift)
+
+
+def staging_dataset(job: Job) -> str:
+    """Dataset where the slices of a split table land before `publish_staged` moves them."""
+    return f"{job.source_name}_staging"
+
+
+def split_ranges(job: Job, max_rows: int, *, secrets: Optional[SourceSecrets] = None) -> Optional[list[dict[str, Any]]]:
+    """Key ranges to run a very large FULL SQL table as several activities; None: one activity.
+
+    Errors (e.g. an unreachable source) also give None: the normal run then reports them.
+    """
+    if job.is_api or job.is_incremental:
+        return None
+    source: Optional[Source] = None
+    try:
+        source = make_source(job, secrets or resolve_source_secrets(job.source_name, job.source_type))
+        return source.split_ranges(max_rows) if isinstance(source, SqlSource) else None
+    except Exception as exc:
+        log.info("job %s: not split (%s)", job.job_id, describe_error(exc, source))
+        return None
+    finally:
+        if isinstance(source, SqlSource):
+            source.dispose()
+
+
+@contextmanager
+def _lake_fs(job: Job, bucket_url: Optional[str]) -> Iterator[tuple[Any, str, str, str]]:
+    """(fsspec filesystem, table dir, staged table dir, table name) of a job in the lake."""
+    from shared.config.validation import lake_table_name
+
+    with _work_dir(job) as work_dir:
+        pipeline = dlt.pipeline(pipeline_name=pipeline_name(job), destination=make_destination(bucket_url),
+                                dataset_name=job.source_name, pipelines_dir=str(work_dir))
+        with pipeline.destination_client() as client:
+            root = client.dataset_path.rstrip("/")
+            table = lake_table_name(job.table_name)
+            stage = f"{root.rsplit('/', 1)[0]}/{staging_dataset(job)}/{table}"
+            yield client.fs_client, f"{root}/{table}", stage, table
+
+
+def publish_staged(job: Job, *, bucket_url: Optional[str] = None) -> tuple[list[str], Optional[dict[str, Any]]]:
+    """Move every slice's staged files into the table's day folder, then drop that day's older
+    snapshot: the split table becomes visible as one snapshot, like a single-activity FULL run.
+
+    Returns:
+        The published files and the schema drift (None when unchanged).
+    """
+    with _lake_fs(job, bucket_url) as (fs, table_dir, stage_dir, table):
+        staged = sorted(fs.glob(f"{stage_dir}/**/*.parquet")) if fs.exists(stage_dir) else []
+        published = []
+        for path in staged:
+            target = f"{table_dir}/{path[len(stage_dir) + 1:]}"
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            fs.mv(path, target)
+            published.append(target)
+        names = {p.rsplit("/", 1)[1] for p in published}
+        for day in {p.rsplit("/", 1)[0] for p in published}:
+            for path in fs.ls(day, detail=False):
+                if path.rstrip("/").rsplit("/", 1)[1] not in names:
+                    fs.rm(path)  # the day's previous snapshot
+        if fs.exists(stage_dir):
+            fs.rm(stage_dir, recursive=True)
+        drift = None
+        if published:
+            drift = record_and_compare(fs, table_dir.rsplit("/", 1)[0], table, published[0])
+        return published, drift
+
+
+def discard_staged(job: Job, *, bucket_url: Optional[str] = None) -> None:
+    """Delete the staged slices of a split table whose run failed: nothing of it becomes visible."""
+    with _lake_fs(job, bucket_url) as (fs, _, stage_dir, _table):
+        if fs.exists(stage_dir):
+            fs.rm(stage_dir, recursive=True)
 
 
 def _schema_drift(pipeline: dlt.Pipeline, files: list[str]) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class AppSettings:
     """Azure: Table Storage table of the circuit breakers (`INGESTION_BREAKER_TABLE`)."""
     failures_queue: str = "ingestion-failures"
     """Azure: queue that receives one message per failed or skipped job (`INGESTION_FAILURES_QUEUE`)."""
+    split_rows: int = 20_000_000
+    """A FULL SQL table estimated above this many rows runs as several slice activities (`INGESTION_SPLIT_ROWS`)."""
     retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     throughput_floor: float = 1000.0
@@ -57,6 +59,9 @@ class AppSettings:
         def path(name: str, default: str) -> Path:
             return Path(environ.get(name) or base / default)
 
+        split = environ.get("INGESTION_SPLIT_ROWS") or "20000000"
+        if not split.isdigit() or int(split) < 1:
+            raise ValueError(f"INGESTION_SPLIT_ROWS: {split!r} is not a whole number >= 1")
         batch = environ.get("INGESTION_BATCH_SIZE") or str(DEFAULT_BATCH_SIZE)
         if not batch.isdigit() or int(batch) < 1:
             raise ValueError(f"INGESTION_BATCH_SIZE: {batch!r} is not a whole number >= 1")
@@ -67,6 +72,7 @@ class AppSettings:
             logs_dir=path("INGESTION_LOGS_DIR", "logs"),
             pipeline_name=environ.get("INGESTION_PIPELINE_NAME") or DEFAULT_PIPELINE_NAME,
             batch_size=int(batch),
+            split_rows=int(split),
             container=environ.get("INGESTION_CONTAINER") or "ingestion",
             config_container=environ.get("CONFIG_CONTAINER") or "config",
             breaker_table=environ.get("INGESTION_BREAKER_TABLE") or "ingestionbreakers",

@@ -176,11 +176,15 @@ def fetch_workbook(config: str, services: Services) -> tuple[Union[str, bytes], 
     return blob.download_blob().readall(), label
 
 
-def _skipped(job: Job, reason: str, retry_count: int = 0) -> JobResult:
+def _job_result(job: Job, status: str, **fields: Any) -> JobResult:
     return JobResult(
         job_id=job.job_id, source_type=job.source_type, source_name=job.source_name, table_name=job.table_name,
-        load_type=job.load_type, status=SKIPPED_CIRCUIT_OPEN, error=reason, retry_count=retry_count,
+        load_type=job.load_type, status=status, **fields,
     )
+
+
+def _skipped(job: Job, reason: str) -> JobResult:
+    return _job_result(job, SKIPPED_CIRCUIT_OPEN, error=reason)
 
 
 def check_breakers(key: str, plan_ref: str, services: Services) -> dict[str, Any]:
@@ -218,7 +222,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     A source whose breaker opened during this run is not contacted again: the job is recorded as
     `skipped_circuit_open`.
     """
-    from shared.runner import run_job
+    from shared.runner import run_job, split_ranges
 
     job = services.runs.load_jobs(plan_ref)[index]
     decision = services.breaker.check(job.source_name)
@@ -231,6 +235,11 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     elif not decision.allowed:
         result = _skipped(job, f"circuit open: {decision.reason}")
     else:
+        ranges = split_ranges(job, services.settings.split_rows) if attempt == 1 else None
+        if ranges:
+            # Too big for one activity: the orchestration runs one slice activity per range.
+            return {"i": index, "status": "split", "slices": ranges, "attempt": attempt, "rows": 0,
+                    "retryable": False, "error": None}
         result = run_job(job, run_id=run_id)
         result.retry_count = attempt - 1
         if result.status == SUCCESS:
@@ -239,6 +248,56 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
             services.breaker.record_failure(job.source_name, result.error or "failed")
     services.runs.save_result(key, index, result)
     return compact(result, index, attempt)
+
+
+def run_planned_slice(
+    key: str, plan_ref: str, index: int, slice_no: int, key_range: dict[str, Any], attempt: int, run_id: str,
+    services: Services,
+) -> dict[str, Any]:
+    """One slice of a split table (one attempt) into the staging dataset; breaker updated as for a job."""
+    from shared.runner import run_job
+
+    job = services.runs.load_jobs(plan_ref)[index]
+    decision = services.breaker.check(job.source_name)
+    if not decision.allowed:
+        # A slice that cannot run fails its table; it is not retried.
+        result = _job_result(job, FAILED, error=f"circuit open: {decision.reason}", extra={"retryable": False})
+    else:
+        result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no)
+        if result.status == SUCCESS:
+            services.breaker.record_success(job.source_name)
+        else:
+            services.breaker.record_failure(job.source_name, result.error or "failed")
+    outcome = compact(result, index, attempt)
+    outcome.update(slice=slice_no, seconds=result.duration_seconds, schema_version=result.schema_version)
+    return outcome
+
+
+def finish_split(key: str, plan_ref: str, index: int, slices: list[dict[str, Any]], services: Services) -> dict[str, Any]:
+    """Fan-in of a split table: publish its staged slices as one snapshot, or discard them all."""
+    from shared.runner import discard_staged, publish_staged
+
+    job = services.runs.load_jobs(plan_ref)[index]
+    failed = [s for s in slices if s["status"] != SUCCESS]
+    result = _job_result(
+        job, FAILED if failed else SUCCESS,
+        rows_processed=sum(s.get("rows", 0) for s in slices) if not failed else 0,
+        duration_seconds=round(sum(s.get("seconds", 0.0) for s in slices), 3),
+        retry_count=max(s.get("attempt", 1) - 1 for s in slices),
+        schema_version=next((s.get("schema_version") for s in slices if s.get("schema_version")), None),
+        extra={"slices": len(slices)},
+    )
+    if failed:
+        discard_staged(job)
+        result.error = f"slice {failed[0].get('slice')} of {len(slices)} failed: {failed[0].get('error')}"
+    else:
+        result.files, drift = publish_staged(job)
+        if drift:
+            result.extra["schema_drift"] = drift
+        if result.duration_seconds:
+            result.rows_per_second = round(result.rows_processed / result.duration_seconds, 1)
+    services.runs.save_result(key, index, result)
+    return compact(result, index, max(s.get("attempt", 1) for s in slices))
 
 
 def export_run_metrics(
@@ -268,9 +327,8 @@ def export_run_metrics(
         index = outcome["i"]
         if index not in stored:
             job = jobs[index]
-            stored[index] = JobResult(
-                job_id=job.job_id, source_type=job.source_type, source_name=job.source_name,
-                table_name=job.table_name, load_type=job.load_type, status=FAILED,
+            stored[index] = _job_result(
+                job, FAILED,
                 error=redact(outcome.get("error") or "activity failed"), retry_count=outcome.get("attempt", 1) - 1,
             )
     results = [stored[i] for i in sorted(stored)]

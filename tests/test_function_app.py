@@ -32,7 +32,7 @@ def test_function_names(bindings: dict[str, Any]) -> None:
     assert set(bindings) == {
         "start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
         "start_ingestion_queue", "ingestion_orchestrator", "ingestion_batch", "load_plan", "check_breakers",
-        "run_ingestion_job", "export_metrics",
+        "run_ingestion_job", "run_ingestion_slice", "finish_split_job", "export_metrics",
     }
 
 
@@ -64,6 +64,6 @@ def test_orchestrators_and_activities(bindings: dict[str, Any]) -> None:
     for name in ("ingestion_orchestrator", "ingestion_batch"):
         trigger = by_type(bindings[name], "orchestrationTrigger")
         assert trigger["name"] == "context" and len(bindings[name]) == 1
-    for name in ("load_plan", "check_breakers", "run_ingestion_job", "export_metrics"):
+    for name in ("load_plan", "check_breakers", "run_ingestion_job", "run_ingestion_slice", "finish_split_job", "export_metrics"):
         trigger = by_type(bindings[name], "activityTrigger")
         assert trigger["name"] == "payload" and len(bindings[name]) == 1

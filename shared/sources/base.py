@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, ClassVar, Optional
@@ -17,10 +18,12 @@ from shared.config.models import Job
 from shared.secrets import SourceSecrets
 from shared.sources.arrow_types import integer_width_hints
 from shared.sources.connectorx_loader import STREAM_OPTIONS_KEY, ConnectorxLoader, StreamOptions, reads_type
-from shared.sources.slicing import SLICEABLE_TYPES, slice_count
+from shared.sources.slicing import SLICEABLE_TYPES, slice_count, split_key_range
 
 log = logging.getLogger(__name__)
 
+MAX_ACTIVITY_SLICES = 64
+"""Most activities one table is split into."""
 CONNECT_TIMEOUT_SECONDS = 15
 """How long a database connection attempt may take before the job fails."""
 
@@ -95,6 +98,8 @@ class SqlSource(Source):
         self._table: Optional[sa.Table] = None
         self._estimate: Optional[int] = None
         self._estimated = False
+        self.key_range: Optional[dict[str, Any]] = None
+        """Read only this slice of the table (see `split_ranges`); None reads all of it."""
 
     # -- connection -------------------------------------------------------------------------
     def port(self) -> Optional[int]:
@@ -230,10 +235,54 @@ class SqlSource(Source):
             chunk_size=self.chunk_size(),
             incremental=self.incremental(),
             primary_key=list(self.job.primary_key) or None,
+            query_adapter_callback=self._restrict_to_range if self.key_range else None,
         )
         # dlt reflects every integer as int64; keep the source's widths on both backends.
         resource.apply_hints(columns=integer_width_hints(table, self.engine().dialect.name))
         return resource
+
+    def split_ranges(self, max_rows: int) -> Optional[list[dict[str, Any]]]:
+        """Key ranges that cut a very large FULL table into activity-sized slices.
+
+        Args:
+            max_rows: Rows one activity should read at most (by the catalog estimate).
+
+        Returns:
+            JSON-safe ranges `{"column", "start", "end", "closed", "nulls"}` (NULL keys go to the
+            first slice), or None when the job should run as one activity.
+        """
+        estimate = self.estimate_rows()
+        if self.job.is_incremental or not estimate or estimate <= max_rows:
+            return None
+        name = self.partition_column() or self._single_column_key()
+        if name is None:
+            return None
+        column = self.table().c[name]
+        with self.engine().connect() as conn:
+            lo, hi = conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+        if lo is None:
+            return None
+        ranges = split_key_range(lo, hi, min(MAX_ACTIVITY_SLICES, math.ceil(estimate / max_rows)))
+        return [
+            {"column": name, "start": _json_key(r.start), "end": _json_key(r.end), "closed": r.closed, "nulls": i == 0}
+            for i, r in enumerate(ranges)
+        ]
+
+    def _single_column_key(self) -> Optional[str]:
+        key = list(self.job.primary_key) or [c.name for c in self.table().primary_key.columns]
+        column = self._column(key[0]) if len(key) == 1 else None
+        return column.name if column is not None and _is_sliceable(column.type) else None
+
+    def _restrict_to_range(self, query: Any, table: sa.Table) -> Any:
+        """dlt query adapter: only the rows of `key_range`."""
+        assert self.key_range is not None
+        column = table.c[self.key_range["column"]]
+        start = coerce_watermark(self.key_range["start"], column.type)
+        end = coerce_watermark(self.key_range["end"], column.type)
+        condition = sa.and_(column >= start, column <= end if self.key_range["closed"] else column < end)
+        if self.key_range["nulls"]:
+            condition = sa.or_(condition, column.is_(None))
+        return query.where(condition)
 
     def stream_options(self) -> Optional[StreamOptions]:
         """How connectorx reads this table; None when the pyarrow backend must (database or a
@@ -278,6 +327,11 @@ class SqlSource(Source):
             if column is not None and _is_sliceable(column.type):
                 return column.name
         return None
+
+
+def _json_key(value: Any) -> Any:
+    """A slice bound as it travels through the orchestration history."""
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else int(value)
 
 
 def _is_sliceable(sql_type: sa.types.TypeEngine) -> bool:

@@ -64,3 +64,33 @@ def test_preflight_reports_an_unwritable_local_folder(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(PreflightError, match="is not writable"):
         check_lake(str(blocker / "lake"))
+
+
+def test_a_split_table_publishes_its_slices_in_azure(
+    azure_env: Any, pg_engine: Any, pg_secrets: Any, unique_name: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    from shared.runner import publish_staged, split_ranges
+    from tests.sources.test_postgresql import create_typed_table
+
+    name = unique_name("azsplit")
+    create_typed_table(pg_engine, name, 9_000)
+    pg_secrets("erp")
+    try:
+        check_lake()
+        job = Job("postgresql", "erp", name, "FULL", partition_column="id")
+        assert run_job(job).status == "success"  # an earlier snapshot of the same day
+        ranges = split_ranges(job, 4_000)
+        assert ranges is not None and len(ranges) == 3
+        for number, key_range in enumerate(ranges):
+            assert run_job(job, key_range=key_range, slice_no=number).status == "success"
+        published, _ = publish_staged(job)
+        names = [n for n in azure_env.blob_names(azure_env.lake, f"erp/{name}/") if n.endswith(".parquet")]
+        assert len(published) == 3 and sorted(names) == sorted(p.split("/", 1)[1] for p in published)
+        rows = sum(pq.read_table(io.BytesIO(azure_env.read_blob(azure_env.lake, n))).num_rows for n in names)
+        assert rows == 9_000
+        assert not [n for n in azure_env.blob_names(azure_env.lake, f"erp_staging/{name}/") if n.endswith(".parquet")]
+    finally:
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
