@@ -24,15 +24,15 @@ from urllib.parse import urlsplit
 from shared.redaction import register_secret
 
 CONNECTION_SETTINGS = ("INGESTION_STORAGE", "AzureWebJobsStorage")
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-"""The emulator's published development key (public, not a secret)."""
 DEVELOPMENT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    f"AccountKey={AZURITE_KEY};"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
     "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
+"""What `UseDevelopmentStorage=true` means: Azurite on its default ports, with the emulator's
+published development key (public, not a secret)."""
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 60, "retry_total": 3}
 """SDK options: a wrong host must fail in seconds, not after minutes of default retries."""
 
