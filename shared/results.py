@@ -11,6 +11,10 @@ SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
 SKIPPED_DRY_RUN = "skipped_dry_run"
 
 STATUSES: tuple[str, ...] = (SUCCESS, FAILED, SKIPPED_CIRCUIT_OPEN, SKIPPED_DRY_RUN)
+"""Final statuses: what metrics and audit report."""
+SPLIT = "split"
+"""Not final: the table is too large for one activity and continues as slice activities
+(`extra["ranges"]` holds their key ranges)."""
 
 
 @dataclass

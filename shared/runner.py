@@ -38,7 +38,7 @@ from shared.destination import date_folder, make_destination  # noqa: E402
 from shared.drift import record_and_compare  # noqa: E402
 from shared.logs import job_context  # noqa: E402
 from shared.redaction import redact  # noqa: E402
-from shared.results import FAILED, SUCCESS, JobResult  # noqa: E402
+from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
 
@@ -67,6 +67,7 @@ def run_job(
     run_id: Optional[str] = None,
     key_range: Optional[dict[str, Any]] = None,
     slice_no: Optional[int] = None,
+    split_rows: Optional[int] = None,
 ) -> JobResult:
     """Extract one job's table or endpoint and land it in the lake as Parquet.
 
@@ -76,8 +77,10 @@ def run_job(
         bucket_url: Lake root; dlt's `DESTINATION__FILESYSTEM__BUCKET_URL` or `./lake` when omitted.
         run_id: The run this job belongs to, for log records.
         key_range: For one slice of a table split across activities: the keys to read (from
-            `split_ranges`). The slice lands in the staging dataset, made visible by `publish_staged`.
+            `SqlSource.split_ranges`). The slice lands in the staging dataset, made visible by `publish_staged`.
         slice_no: The slice's number (its own pipeline name in the staging dataset).
+        split_rows: When given, a FULL SQL table estimated above this many rows is not loaded:
+            the result has status `split` and its key ranges in `extra["ranges"]`.
 
     Returns:
         The job's result. Errors are caught and reported in the result (status `failed`) with
@@ -101,12 +104,18 @@ def run_job(
             staged = slice_no is not None
             if staged and isinstance(source, SqlSource):
                 source.key_range = key_range
-            name = f"{pipeline_name(job)}__slice{slice_no}" if staged else pipeline_name(job)
-            log.info("job %s started (%s)%s", job.job_id, job.load_type, f", slice {slice_no}" if staged else "")
-            with _job_lock(name), _work_dir(job) as work_dir:
-                _load(job, source, work_dir, bucket_url, result, name, staging_dataset(job) if staged else None)
-            result.status = SUCCESS
-            log.info("job %s loaded %d rows in %d file(s)", job.job_id, result.rows_processed, len(result.files))
+            ranges = _split(job, source, split_rows) if split_rows and not staged else None
+            if ranges:
+                result.status = SPLIT
+                result.extra["ranges"] = ranges
+                log.info("job %s: too large for one activity, split into %d slices", job.job_id, len(ranges))
+            else:
+                name = f"{pipeline_name(job)}__slice{slice_no}" if staged else pipeline_name(job)
+                log.info("job %s started (%s)%s", job.job_id, job.load_type, f", slice {slice_no}" if staged else "")
+                with _job_lock(name), _work_dir(job) as work_dir:
+                    _load(job, source, work_dir, bucket_url, result, name, staging_dataset(job) if staged else None)
+                result.status = SUCCESS
+                log.info("job %s loaded %d rows in %d file(s)", job.job_id, result.rows_processed, len(result.files))
         except Exception as exc:  # one failing job must never stop the others
             result.error = describe_error(exc, source)
             if isinstance(exc, DataQualityError):
@@ -178,23 +187,15 @@ def staging_dataset(job: Job) -> str:
     return f"{job.source_name}_staging"
 
 
-def split_ranges(job: Job, max_rows: int, *, secrets: Optional[SourceSecrets] = None) -> Optional[list[dict[str, Any]]]:
-    """Key ranges to run a very large FULL SQL table as several activities; None: one activity.
+def _split(job: Job, source: Source, max_rows: int) -> Optional[list[dict[str, Any]]]:
+    """Key ranges of a FULL SQL table too large for one activity; None: load it here.
 
-    Errors (e.g. an unreachable source) also give None: the normal run then reports them.
+    Uses the same connection, reflection and estimate as the load would, so deciding costs no
+    extra round trip to the source.
     """
-    if job.is_api or job.is_incremental:
+    if job.is_incremental or not isinstance(source, SqlSource):
         return None
-    source: Optional[Source] = None
-    try:
-        source = make_source(job, secrets or resolve_source_secrets(job.source_name, job.source_type))
-        return source.split_ranges(max_rows) if isinstance(source, SqlSource) else None
-    except Exception as exc:
-        log.info("job %s: not split (%s)", job.job_id, describe_error(exc, source))
-        return None
-    finally:
-        if isinstance(source, SqlSource):
-            source.dispose()
+    return source.split_ranges(max_rows)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from shared.config.models import Job, PlanError
 from shared.metrics import build_metrics
 from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
-from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SUCCESS, JobResult
+from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult
 from shared.run_store import BlobRunStore, LocalRunStore, RunStore
 from shared.settings import AppSettings
 from shared.storage import StorageAccount, split_blob_path, storage_account
@@ -222,7 +222,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     A source whose breaker opened during this run is not contacted again: the job is recorded as
     `skipped_circuit_open`.
     """
-    from shared.runner import run_job, split_ranges
+    from shared.runner import run_job
 
     job = services.runs.load_jobs(plan_ref)[index]
     decision = services.breaker.check(job.source_name)
@@ -235,12 +235,11 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     elif not decision.allowed:
         result = _skipped(job, f"circuit open: {decision.reason}")
     else:
-        ranges = split_ranges(job, services.settings.split_rows) if attempt == 1 else None
-        if ranges:
+        result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows)
+        if result.status == SPLIT:
             # Too big for one activity: the orchestration runs one slice activity per range.
-            return {"i": index, "status": "split", "slices": ranges, "attempt": attempt, "rows": 0,
+            return {"i": index, "status": SPLIT, "slices": result.extra["ranges"], "attempt": attempt, "rows": 0,
                     "retryable": False, "error": None}
-        result = run_job(job, run_id=run_id)
         result.retry_count = attempt - 1
         if result.status == SUCCESS:
             services.breaker.record_success(job.source_name)

@@ -71,7 +71,7 @@ def test_a_split_table_publishes_its_slices_in_azure(
 ) -> None:
     import sqlalchemy as sa
 
-    from shared.runner import publish_staged, split_ranges
+    from shared.runner import publish_staged
     from tests.sources.test_postgresql import create_typed_table
 
     name = unique_name("azsplit")
@@ -81,8 +81,9 @@ def test_a_split_table_publishes_its_slices_in_azure(
         check_lake()
         job = Job("postgresql", "erp", name, "FULL", partition_column="id")
         assert run_job(job).status == "success"  # an earlier snapshot of the same day
-        ranges = split_ranges(job, 4_000)
-        assert ranges is not None and len(ranges) == 3
+        split = run_job(job, split_rows=4_000)
+        ranges = split.extra["ranges"]
+        assert split.status == "split" and len(ranges) == 3
         for number, key_range in enumerate(ranges):
             assert run_job(job, key_range=key_range, slice_no=number).status == "success"
         published, _ = publish_staged(job)
