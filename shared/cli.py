@@ -28,26 +28,30 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _setup_logging(verbose: bool) -> None:
-    """Console at WARNING (INFO with -v); files under logs/ at INFO: main, per source, errors."""
-    from shared.logs import FORMAT, configure_file_logging
+def _setup_logging(verbose: bool, *, files: bool = True) -> None:
+    """Console at WARNING (INFO with -v); with `files`, also logs/ at INFO: main, per source, errors."""
+    from shared.logs import FORMAT, configure_file_logging, install_job_context
     from shared.settings import AppSettings
 
     install_log_redaction()
+    install_job_context()  # FORMAT names the job fields
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter(FORMAT))
     logging.getLogger().addHandler(console)
-    configure_file_logging(AppSettings.from_env().logs_dir)
+    if files:
+        configure_file_logging(AppSettings.from_env().logs_dir)
 
 
 def _load_plan_or_exit(config: Union[str, Path]) -> Plan:
     """Read (from a file or a blob) and validate the workbook, or print every problem and exit 2."""
     from shared.plan import load_plan
-    from shared.steps import Services, fetch_workbook
+    from shared.settings import AppSettings
+    from shared.steps import fetch_workbook
+    from shared.storage import storage_account
 
     try:
-        source, label = fetch_workbook(str(config), Services.from_env())
+        source, label = fetch_workbook(str(config), storage_account(), AppSettings.from_env().config_container)
         plan = load_plan(source, source_label=label)
     except PlanError as exc:
         err.print(f"[bold red]{len(exc.problems)} problem(s) in {config}:[/]", highlight=False)
@@ -71,8 +75,8 @@ def _preflight_or_exit() -> None:
 
 @app.command()
 def validate(config: str = typer.Argument(..., help="The workbook: a .xlsx file, or az://<container>/<name>.xlsx.")) -> None:
-    """Check a workbook; exit 0 when valid, 2 with every problem listed on stderr."""
-    _setup_logging(False)
+    """Check a workbook; exit 0 when valid, 2 with every problem listed on stderr. Writes nothing."""
+    _setup_logging(False, files=False)
     plan = _load_plan_or_exit(config)
     enabled = plan.enabled_jobs()
     out.print(f"[green]OK[/]: {len(plan.jobs)} job(s), {len(enabled)} enabled, in {config}", highlight=False)

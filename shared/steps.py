@@ -124,7 +124,7 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     from shared.preflight import check_lake
 
     config = request["config"]
-    source, label = fetch_workbook(config, services)
+    source, label = fetch_workbook(config, services.account, services.settings.config_container)
     plan = load_plan(source, source_label=label)
     check_lake()  # before any job runs: an unreachable lake fails the run here, in seconds
     only = request.get("only") or None
@@ -141,30 +141,36 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     }
 
 
-def is_blob_path(config: str, services: Services) -> bool:
+def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:
     """Whether `config` names a blob: an `az://`/`abfss://` URL, or any path that is not a local
     file when the service runs on a storage account."""
     if config.split("://")[0] in ("az", "abfs", "abfss", "azure"):
         return True
-    return services.account is not None and not os.path.isfile(config)
+    return account is not None and not os.path.isfile(config)
 
 
-def fetch_workbook(config: str, services: Services) -> tuple[Union[str, bytes], str]:
+def fetch_workbook(
+    config: str, account: Optional[StorageAccount], config_container: str
+) -> tuple[Union[str, bytes], str]:
     """The workbook as a local path or as bytes downloaded from blob storage, and its label.
+
+    Args:
+        config: A local path, `az://<container>/<name>`, `<container>/<name>` or a bare blob name.
+        account: The service's storage account (None: local files only).
+        config_container: Container of bare blob names.
 
     Raises:
         PlanError: The blob does not exist, is too large, or storage is not configured.
     """
-    if not is_blob_path(config, services):
+    if not is_blob_path(config, account):
         return config, config
     from azure.core.exceptions import ResourceNotFoundError
 
     from shared.config.workbook import MAX_BYTES, too_large_message
 
-    account = services.account or storage_account()
     if account is None:
         raise PlanError([f"{config}: a blob workbook needs a storage account (set INGESTION_STORAGE or AzureWebJobsStorage)"], config)
-    container, name = split_blob_path(config) if "/" in config else (services.settings.config_container, config)
+    container, name = split_blob_path(config) if "/" in config else (config_container, config)
     label = f"{container}/{name}"
     blob = account.blob_service().get_blob_client(container, name)
     try:

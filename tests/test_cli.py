@@ -75,6 +75,7 @@ def test_validate_accepts_the_sample_when_its_sources_have_secrets(tmp_path: Pat
                  env={"SOURCES__DEMO_SHOP__PATH": str(tmp_path / "shop.sqlite")})
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # validating writes nothing: no state, no logs
 
 
 def test_template_writes_a_workbook_that_validates_once_filled(tmp_path: Path) -> None:
