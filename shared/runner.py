@@ -164,18 +164,21 @@ def _load(
     # The layout's YYYY/MM/DD is rendered from the package's creation time (UTC).
     created_at = ensure_pendulum_datetime(pipeline.get_load_package_state(load_id)["created_at"])
     data_tables = [t["name"] for t in pipeline.default_schema.data_tables()]
+    day = date_folder(created_at)
     try:
         pipeline.load()
     except Exception:
-        _delete_load_files(pipeline, data_tables, load_id)
+        _delete_load_files(pipeline, data_tables, day, load_id)
         raise
+    # A load writes only into its day folder: list that, never the table's whole history.
+    day_files = _day_files(pipeline, data_tables, day)
     result.rows_processed = rows
     result.load_id = load_id
-    result.files = _files_of_load(pipeline, data_tables, load_id)
+    result.files = [f for f in day_files if _of_load(f, load_id)]
     if staging:
         return  # a slice: `publish_staged` replaces the snapshot once every slice has landed
     if not job.is_incremental:
-        _keep_only_this_snapshot(pipeline, data_tables, load_id, date_folder(created_at))
+        _delete(pipeline, [f for f in day_files if not _of_load(f, load_id)])  # the day's older snapshot
     drift = _schema_drift(pipeline, result.files)
     if drift:
         result.extra["schema_drift"] = drift
@@ -263,21 +266,21 @@ def _schema_drift(pipeline: dlt.Pipeline, files: list[str]) -> dict[str, Any]:
     return drift
 
 
-def _table_files(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, list[str]]:
+def _day_files(pipeline: dlt.Pipeline, tables: list[str], day: str) -> list[str]:
+    """Every file in the `YYYY/MM/DD` folder of each table."""
     with pipeline.destination_client() as client:
-        files: dict[str, list[str]] = {}
+        fs = client.fs_client
+        files: list[str] = []
         for table in tables:
-            try:
-                files[table] = client.list_table_files(table)
-            except Exception:  # a table with no files yet has no folder
-                files[table] = []
-        return files
+            folder = f"{client.get_table_dir(table).rstrip('/')}/{day}"
+            if fs.isdir(folder):
+                files.extend(fs.ls(folder, detail=False))
+        return sorted(files)
 
 
-def _files_of_load(pipeline: dlt.Pipeline, tables: list[str], load_id: str) -> list[str]:
-    return sorted(
-        f for paths in _table_files(pipeline, tables).values() for f in paths if os.path.basename(f).startswith(load_id)
-    )
+def _of_load(path: str, load_id: str) -> bool:
+    """Whether a data file belongs to load `load_id` (files are named `<load_id>.<file_id>.<ext>`)."""
+    return os.path.basename(path).startswith(f"{load_id}.")
 
 
 def _delete(pipeline: dlt.Pipeline, paths: list[str]) -> None:
@@ -288,21 +291,11 @@ def _delete(pipeline: dlt.Pipeline, paths: list[str]) -> None:
             client.fs_client.rm(path)
 
 
-def _delete_load_files(pipeline: dlt.Pipeline, tables: list[str], load_id: str) -> None:
+def _delete_load_files(pipeline: dlt.Pipeline, tables: list[str], day: str, load_id: str) -> None:
     try:
-        _delete(pipeline, _files_of_load(pipeline, tables, load_id))
+        _delete(pipeline, [f for f in _day_files(pipeline, tables, day) if _of_load(f, load_id)])
     except Exception as exc:  # keep the original error; say that cleanup failed too
         log.error("could not remove files of failed load %s: %s", load_id, redact(exc))
-
-
-def _keep_only_this_snapshot(pipeline: dlt.Pipeline, tables: list[str], load_id: str, day: str) -> None:
-    stale = []
-    for paths in _table_files(pipeline, tables).values():
-        for path in paths:
-            folder = "/".join(Path(path).parent.parts[-3:])
-            if folder == day and not os.path.basename(path).startswith(load_id):
-                stale.append(path)
-    _delete(pipeline, stale)
 
 
 @contextmanager
