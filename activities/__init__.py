@@ -2,6 +2,11 @@
 
 Exceptions leave an activity only as a one-line message with secrets removed: the message is
 stored in the orchestration history and may be shown by the status endpoint.
+
+Annotations: each activity's parameter and result are annotated with the plain `dict`. The
+Functions Python worker validates trigger parameter annotations when it loads the app and rejects
+a builtin generic such as `dict[str, Any]` ("invalid non-type annotation"; one rejected function
+and the host loads none, see tests/worker/). Each docstring names the keys instead.
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ log = logging.getLogger(__name__)
 install_log_redaction()
 
 
-def _safe(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+Payload = dict[str, Any]
+"""What an activity receives and returns (JSON objects); never a trigger annotation (see above)."""
+
+
+def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
     """Re-raise any error as a redacted RuntimeError (a PlanError keeps every problem line)."""
 
     @functools.wraps(fn)
-    def wrapper(payload: dict[str, Any]) -> Any:
+    def wrapper(payload: dict) -> dict:
         try:
             return fn(payload)
         except PlanError as exc:
@@ -40,22 +49,33 @@ def _safe(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any
 
 @bp.activity_trigger(input_name="payload")
 @_safe
-def load_plan(payload: dict[str, Any]) -> dict[str, Any]:
-    """Read and validate the workbook; snapshot the jobs to run."""
+def load_plan(payload: dict) -> dict:
+    """Read and validate the workbook; snapshot the jobs to run.
+
+    payload: `{"request": {"config", "only", "dry_run"}, "run_key"}`; returns
+    `{"plan_ref", "jobs", "warnings", "retry", "batch_size"}` (`steps.plan_run`).
+    """
     return steps.plan_run(payload["request"], payload["run_key"], steps.Services.from_env())
 
 
 @bp.activity_trigger(input_name="payload")
 @_safe
-def check_breakers(payload: dict[str, Any]) -> dict[str, Any]:
-    """Mark the jobs of sources whose circuit is open as skipped."""
+def check_breakers(payload: dict) -> dict:
+    """Mark the jobs of sources whose circuit is open as skipped.
+
+    payload: `{"run_key", "plan_ref"}`; returns `{"skipped": [job index], "open": {source: reason}}`.
+    """
     return steps.check_breakers(payload["run_key"], payload["plan_ref"], steps.Services.from_env())
 
 
 @bp.activity_trigger(input_name="payload")
 @_safe
-def run_ingestion_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one attempt of one job through its dlt pipeline."""
+def run_ingestion_job(payload: dict) -> dict:
+    """Run one attempt of one job through its dlt pipeline.
+
+    payload: `{"run_key", "plan_ref", "index", "attempt", "run_id"}`; returns the job's compact
+    outcome (`steps.run_planned_job`).
+    """
     return steps.run_planned_job(
         payload["run_key"], payload["plan_ref"], payload["index"], payload["attempt"], payload["run_id"],
         steps.Services.from_env(),
@@ -64,8 +84,12 @@ def run_ingestion_job(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 @_safe
-def run_ingestion_slice(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one attempt of one key-range slice of a table split across activities."""
+def run_ingestion_slice(payload: dict) -> dict:
+    """Run one attempt of one key-range slice of a table split across activities.
+
+    payload: `{"run_key", "plan_ref", "index", "slice", "range", "attempt", "run_id"}`; returns
+    the slice's compact outcome (`steps.run_planned_slice`).
+    """
     return steps.run_planned_slice(
         payload["run_key"], payload["plan_ref"], payload["index"], payload["slice"], payload["range"],
         payload["attempt"], payload["run_id"], steps.Services.from_env(),
@@ -74,16 +98,24 @@ def run_ingestion_slice(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 @_safe
-def finish_split_job(payload: dict[str, Any]) -> dict[str, Any]:
-    """Publish a split table's slices as one snapshot, or discard them when any failed."""
+def finish_split_job(payload: dict) -> dict:
+    """Publish a split table's slices as one snapshot, or discard them when any failed.
+
+    payload: `{"run_key", "plan_ref", "index", "slices"}`; returns the job's outcome
+    (`steps.finish_split`).
+    """
     return steps.finish_split(payload["run_key"], payload["plan_ref"], payload["index"], payload["slices"],
                               steps.Services.from_env())
 
 
 @bp.activity_trigger(input_name="payload")
 @_safe
-def export_metrics(payload: dict[str, Any]) -> dict[str, Any]:
-    """Fan-in: write the metrics JSON and the audit rows of the run."""
+def export_metrics(payload: dict) -> dict:
+    """Fan-in: write the metrics JSON and the audit rows of the run.
+
+    payload: `{"run_key", "plan_ref", "run_id", "execution_time", "crashed"?}`; returns
+    `{"metrics_path", "audit_path", "failure_events", "summary", "open_circuits"}`.
+    """
     return steps.export_run_metrics(
         payload["run_key"], payload["plan_ref"], payload["run_id"], payload["execution_time"],
         payload.get("crashed") or [], steps.Services.from_env(),

@@ -1,7 +1,9 @@
-"""Function indexing: every starter, binding, orchestrator and activity is what the host needs.
+"""Function indexing, quick check: every starter, binding, orchestrator and activity is declared.
 
-The Functions host cannot run here; `app.get_functions()` and each function's JSON are exactly
-what the Python worker hands the host when it indexes the app.
+`app.get_functions()` and each function's JSON are what the SDK produces in this venv; they are
+NOT what the host validates. At start the host loads the app through the Python worker, which also
+validates every function's parameter annotations against its bindings and loads no function when
+one fails: tests/worker/ runs that real worker loader (Python 3.13), with the same binding checks.
 """
 
 from __future__ import annotations
