@@ -48,11 +48,16 @@ def _load_plan_or_exit(config: Union[str, Path]) -> Plan:
     from shared.plan import load_plan
     from shared.settings import AppSettings
     from shared.steps import fetch_workbook
-    from shared.storage import storage_account
+    from shared.storage import StorageUnreachableError, storage_account
 
     try:
         source, label = fetch_workbook(str(config), storage_account(), AppSettings.from_env().config_container)
         plan = load_plan(source, source_label=label)
+    except StorageUnreachableError as exc:  # one line naming the endpoint, exit 2, like the lake pre-flight
+        from rich.markup import escape
+
+        err.print(f"[bold red]cannot read the workbook:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
     except PlanError as exc:
         err.print(f"[bold red]{len(exc.problems)} problem(s) in {config}:[/]", highlight=False)
         for problem in exc.problems:

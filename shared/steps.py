@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional, Union
@@ -22,7 +21,9 @@ from shared.redaction import redact
 from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult
 from shared.run_store import BlobRunStore, LocalRunStore, RunStore
 from shared.settings import AppSettings
-from shared.storage import StorageAccount, split_blob_path, storage_account
+from shared.storage import StorageAccount, quick_options, storage_account, storage_error
+from shared.workbook_ref import (WorkbookRef, WorkbookRefError, canonical_blob, in_functions_host, is_blob_reference,
+                                 require_container, short)
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +143,10 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
 
 
 def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:
-    """Whether `config` names a blob: an `az://`/`abfss://` URL, or any path that is not a local
-    file when the service runs on a storage account."""
-    if config.split("://")[0] in ("az", "abfs", "abfss", "azure"):
-        return True
-    return account is not None and not os.path.isfile(config)
+    """Whether `config` names a blob: inside a Functions host always; elsewhere an `az://`-style
+    URL, or a path that is not a local file when a storage account is configured. The rule lives
+    in `shared.workbook_ref` (its docstring says why)."""
+    return is_blob_reference(config, account)
 
 
 def fetch_workbook(
@@ -154,32 +154,72 @@ def fetch_workbook(
 ) -> tuple[Union[str, bytes], str]:
     """The workbook as a local path or as bytes downloaded from blob storage, and its label.
 
+    Inside a Functions host the reference is always a blob of `config_container` (a file of the
+    deployed app folder is never read, another container is refused); see `shared.workbook_ref`.
+
     Args:
         config: A local path, `az://<container>/<name>`, `<container>/<name>` or a bare blob name.
         account: The service's storage account (None: local files only).
         config_container: Container of bare blob names.
 
     Raises:
-        PlanError: The blob does not exist, is too large, or storage is not configured.
+        PlanError: The blob does not exist, is too large, is outside the config container (in a
+            Functions host), or storage is not configured.
+        StorageUnreachableError: The storage endpoint cannot be reached (in seconds, one line).
     """
     if not is_blob_path(config, account):
         return config, config
+    try:
+        ref = canonical_blob(config, config_container)
+        if in_functions_host():
+            require_container(ref, config_container)
+    except WorkbookRefError as exc:
+        raise PlanError([str(exc)], short(config)) from None
+    if account is None:
+        raise PlanError([f"{ref.path}: a blob workbook needs a storage account (set INGESTION_STORAGE or AzureWebJobsStorage)"], ref.path)
+    return download_workbook(ref, account), ref.path
+
+
+def workbook_blob_size(ref: WorkbookRef, account: StorageAccount) -> Optional[int]:
+    """The size of a workbook blob, or None when it does not exist (one quick call).
+
+    Raises:
+        StorageUnreachableError: The endpoint cannot be reached or refuses the credentials.
+    """
     from azure.core.exceptions import ResourceNotFoundError
 
+    blob = account.blob_service(**quick_options()).get_blob_client(ref.container, ref.name)
+    try:
+        return blob.get_blob_properties().size
+    except ResourceNotFoundError:
+        return None
+    except Exception as exc:
+        raise storage_error(exc, account.blob_host, f"reading {ref.path}") from None
+
+
+def download_workbook(ref: WorkbookRef, account: StorageAccount) -> bytes:
+    """A workbook blob's bytes, with the size checked before the download.
+
+    Raises:
+        PlanError: The blob does not exist or is too large.
+        StorageUnreachableError: The endpoint cannot be reached or refuses the credentials.
+    """
     from shared.config.workbook import MAX_BYTES, too_large_message
 
-    if account is None:
-        raise PlanError([f"{config}: a blob workbook needs a storage account (set INGESTION_STORAGE or AzureWebJobsStorage)"], config)
-    container, name = split_blob_path(config) if "/" in config else (config_container, config)
-    label = f"{container}/{name}"
-    blob = account.blob_service().get_blob_client(container, name)
-    try:
-        size = blob.get_blob_properties().size
-    except ResourceNotFoundError:
-        raise PlanError([f"workbook blob not found: {label} on {account.blob_host}"], label) from None
+    size = workbook_blob_size(ref, account)
+    if size is None:
+        raise PlanError([f"workbook blob not found: {ref.path} on {account.blob_host}"], ref.path)
     if size > MAX_BYTES:
-        raise PlanError([f"{label}: {too_large_message(size)}"], label)
-    return blob.download_blob().readall(), label
+        raise PlanError([f"{ref.path}: {too_large_message(size)}"], ref.path)
+    from azure.core.exceptions import ResourceNotFoundError
+
+    blob = account.blob_service(**quick_options()).get_blob_client(ref.container, ref.name)
+    try:
+        return blob.download_blob().readall()
+    except ResourceNotFoundError:  # deleted since the size check
+        raise PlanError([f"workbook blob not found: {ref.path} on {account.blob_host}"], ref.path) from None
+    except Exception as exc:
+        raise storage_error(exc, account.blob_host, f"reading {ref.path}") from None
 
 
 def _job_result(job: Job, status: str, **fields: Any) -> JobResult:

@@ -35,6 +35,37 @@ DEVELOPMENT_STORAGE = (
 published development key (public, not a secret)."""
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 60, "retry_total": 3}
 """SDK options: a wrong host must fail in seconds, not after minutes of default retries."""
+BLOB_SCHEMES = ("az", "abfs", "abfss", "azure")
+"""URL schemes that name a blob (fsspec/adlfs spellings)."""
+QUICK_CONNECT_TIMEOUT = 3
+"""Seconds to open a connection for a quick call (workbook fetch, existence check)."""
+
+
+def quick_options() -> dict[str, Any]:
+    """Blob client options for one quick call: a 3 s connect timeout and one retry after ~1 s.
+
+    The SDK default (retry_total 3, backoff 15 s + 3**n) takes ~90 s to give up on a closed
+    port; this fails in about two seconds (under 10 s for a silently dropped connection).
+    """
+    from azure.storage.blob import ExponentialRetry
+
+    return {"connection_timeout": QUICK_CONNECT_TIMEOUT, "read_timeout": 30,
+            "retry_policy": ExponentialRetry(initial_backoff=0, increment_base=1, retry_total=1, random_jitter_range=0.5)}
+
+
+class StorageUnreachableError(RuntimeError):
+    """The storage account could not be reached, or refused the credentials (one line, no secrets)."""
+
+
+def storage_error(exc: BaseException, host: str, what: str) -> StorageUnreachableError:
+    """A one-line `StorageUnreachableError` for an SDK exception, naming the endpoint `host`."""
+    from shared.redaction import redact
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    if len(reason) > 200:
+        reason = reason[:197] + "..."
+    return StorageUnreachableError(redact(f"storage {host} is not reachable or refused access ({what}): {reason}"))
 
 
 def parse_connection_string(value: str) -> dict[str, str]:
@@ -161,7 +192,7 @@ def split_blob_path(path: str) -> tuple[str, str]:
     """`az://container/a/b.xlsx`, `abfss://container@host/a/b.xlsx` or `container/a/b.xlsx` ->
     (container, blob name)."""
     parts = urlsplit(path)
-    if parts.scheme in ("az", "abfs", "abfss", "azure"):
+    if parts.scheme in BLOB_SCHEMES:
         container = parts.netloc.split("@")[0]
         name = parts.path.lstrip("/")
     else:
@@ -179,7 +210,7 @@ def lake_credentials(bucket_url: str, account: Optional[StorageAccount], environ
     account key. Then the key goes to dlt's credentials and the connection string to adlfs
     (`kwargs`), which also carries custom endpoints such as Azurite's.
     """
-    if urlsplit(bucket_url).scheme not in ("az", "abfs", "abfss", "azure") or account is None:
+    if urlsplit(bucket_url).scheme not in BLOB_SCHEMES or account is None:
         return {}
     if any(k.startswith("DESTINATION__FILESYSTEM__CREDENTIALS__") and v for k, v in environ.items()):
         return {}
