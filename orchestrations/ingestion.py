@@ -8,7 +8,9 @@ sub-orchestration per batch, so no single history grows with the workbook.
 
 Retries are done here with durable timers rather than `call_activity_with_retry`, because the
 Python `RetryOptions` has no backoff coefficient or jitter and hides the attempt count, which
-the metrics report per job.
+the metrics report per job. That also keeps the replay safe in Azure: no task takes sequence ids
+behind the orchestrator's back, so the extension numbers every call as the SDK does; a "pacer"
+timer keeps the extension from starting new work late (docs/durable-replay.md).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestra
     request = context.get_input() or {}
     started = context.current_utc_datetime.isoformat()
     key = run_key(context.instance_id, started)
+    batch_prefix = run_prefix(context.instance_id, context.current_utc_datetime)
     context.set_custom_status({"phase": "planning"})
     # An invalid workbook fails this task, and so the orchestration, with every problem listed.
     plan = yield context.call_activity(LOAD_PLAN, {"request": request, "run_key": key})
@@ -61,7 +64,7 @@ def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestra
     if len(runnable) <= plan["batch_size"]:
         crashed = yield from run_jobs(context, run, runnable, progress)
     else:
-        crashed = yield from run_batches(context, run, runnable, plan["batch_size"], progress)
+        crashed = yield from run_batches(context, run, runnable, plan["batch_size"], progress, batch_prefix)
 
     context.set_custom_status(progress.as_status("exporting metrics"))
     exported = yield context.call_activity(EXPORT_METRICS, {
@@ -89,6 +92,22 @@ def ingestion_batch(context: df.DurableOrchestrationContext) -> Orchestration:
     return {**progress.summary(), "crashed": crashed}
 
 
+def run_prefix(instance_id: str, started: dt.datetime) -> str:
+    """Per-run prefix of sub-orchestration ids: the parent id repeats every run, its start does not.
+
+    Durable (Azure Storage) would start a sub-orchestration over a finished instance with the
+    same id, replacing its history, and over a running one too (no de-dupe for
+    sub-orchestrations); the MSSQL backend discards it and the parent waits for ever. So each
+    run's batches get ids of their own. At most 200 + 22 characters (limit: 256; no `/ \\ # ?`).
+    """
+    return f"{instance_id[:200]}:{started:%Y%m%dT%H%M%S%f}"
+
+
+def batch_instance_id(prefix: str, number: int) -> str:
+    """Instance id of batch `number` of the run with this `run_prefix`."""
+    return f"{prefix}:b{number}"
+
+
 def run_jobs(
     context: df.DurableOrchestrationContext, run: dict[str, Any], jobs: list[dict[str, Any]], progress: Progress
 ) -> Orchestration:
@@ -103,6 +122,7 @@ def run_jobs(
     """
     # task -> (kind, job, attempt number, slice number or None)
     pending: dict[TaskBase, tuple[str, dict[str, Any], int, Any]] = {}
+    fresh: list[TaskBase] = []  # tasks created since the last yield
     slices: dict[int, dict[str, Any]] = {}  # job index -> {"ranges": [...], "done": {slice: outcome}}
     crashed: list[dict[str, Any]] = []
 
@@ -110,11 +130,15 @@ def run_jobs(
         payload = {"run_key": run["run_key"], "plan_ref": run["plan_ref"], "run_id": run["run_id"],
                    "index": job["i"], "attempt": number}
         if part is None:
-            pending[context.call_activity(RUN_JOB, payload)] = ("job", job, number, None)
+            add(context.call_activity(RUN_JOB, payload), ("job", job, number, None))
         else:
             payload.update(slice=part, range=slices[job["i"]]["ranges"][part])
-            pending[context.call_activity(RUN_SLICE, payload)] = ("slice", job, number, part)
+            add(context.call_activity(RUN_SLICE, payload), ("slice", job, number, part))
         progress.start(job["id"])
+
+    def add(task: TaskBase, entry: tuple[str, Any, int, Any]) -> None:
+        pending[task] = entry
+        fresh.append(task)
 
     def finish(job: dict[str, Any], outcome: dict[str, Any]) -> None:
         progress.finish(job["id"], outcome["status"], outcome.get("rows", 0))
@@ -123,10 +147,19 @@ def run_jobs(
 
     for job in jobs:
         attempt(job, 1)
+    fresh.clear()  # the fan-out ends (in .NET terms too) with the first task that ends
     context.set_custom_status(progress.as_status())
     while pending:
+        if fresh and len(fresh) < len(pending):
+            # The extension's shim awaits each yielded task_any, holding only its new tasks,
+            # before it starts anything yielded later; a timer due now ends it at once, so
+            # work scheduled later (another job's retry) does not wait for these tasks.
+            pending[context.create_timer(context.current_utc_datetime)] = ("pacer", {}, 0, None)
+        fresh.clear()
         done = yield context.task_any(list(pending))
         kind, job, number, part = pending.pop(done)
+        if kind == "pacer":
+            continue
         if kind == "timer":
             attempt(job, number + 1, part)
         elif kind == "finish":
@@ -141,7 +174,7 @@ def run_jobs(
             elif outcome["status"] == "failed" and outcome["retryable"] and number < policy.max_number_of_attempts:
                 delay = policy.delay_seconds(number, f"{run['run_id']}/{job['i']}/{part}")
                 timer = context.create_timer(context.current_utc_datetime + dt.timedelta(seconds=delay))
-                pending[timer] = ("timer", job, number, part)
+                add(timer, ("timer", job, number, part))
                 progress.wait_retry(job["id"])
             elif kind == "slice":
                 state = slices[job["i"]]
@@ -151,7 +184,7 @@ def run_jobs(
                         "run_key": run["run_key"], "plan_ref": run["plan_ref"], "index": job["i"],
                         "slices": [state["done"][k] for k in sorted(state["done"])],
                     })
-                    pending[task] = ("finish", job, 1, None)
+                    add(task, ("finish", job, 1, None))
             else:
                 finish(job, outcome)
         context.set_custom_status(progress.as_status())
@@ -164,14 +197,19 @@ def run_batches(
     jobs: list[dict[str, Any]],
     size: int,
     progress: Progress,
+    prefix: str,
 ) -> Orchestration:
-    """Fan out one sub-orchestration per `size` jobs; progress advances as each batch ends."""
+    """Fan out one sub-orchestration per `size` jobs; progress advances as each batch ends.
+
+    One yield schedules every batch and nothing is scheduled after it, so the extension's shim
+    never holds work back here (docs/durable-replay.md).
+    """
     batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     pending: dict[TaskBase, tuple[str, list[dict[str, Any]]]] = {}
     for number, batch in enumerate(batches, start=1):
         label = f"batch {number}/{len(batches)} ({len(batch)} jobs)"
         task = context.call_sub_orchestrator(
-            BATCH_ORCHESTRATOR, {"run": run, "jobs": batch}, instance_id=f"{context.instance_id}:batch:{number}"
+            BATCH_ORCHESTRATOR, {"run": run, "jobs": batch}, instance_id=batch_instance_id(prefix, number)
         )
         pending[task] = (label, batch)
         progress.start(label)

@@ -1,17 +1,21 @@
-"""The action tree the SDK emits, and how the Durable extension would await it.
+"""The action tree the SDK emits, and a model of how the Durable extension replays it.
 
 The SDK (replay schema V2+) returns every action since the start of the execution, one
-top-level action per `yield`, with `task_all`/`task_any` as compound actions. The runtime
-gives each leaf action that takes a sequence number the next id, in depth-first order,
-which is the order in which the SDK numbers the tasks.
+top-level action per `yield` that schedules something new, with `task_all`/`task_any` as
+compound actions holding only the children not scheduled before. The runtime gives each leaf
+the next sequence id, depth-first, which is the order in which the SDK numbers the tasks.
 
-The extension's shim (`OutOfProcOrchestrationShim.ProcessAsyncActionsV2`) awaits the
-top-level actions one after the other with .NET semantics, where `Task.WhenAll` finishes
-only when *all* children have finished. The SDK's `task_all` fails as soon as one child
-fails. So when an orchestrator catches a failed `task_all` and schedules more work while
-siblings are still running, Azure schedules that work only after the siblings finish, and if
-those siblings retry, their retry timers take sequence ids the SDK already gave to the new
-work. `ActionTracker` detects that pattern so the runtime can warn about it.
+The extension replays that list in .NET (`OutOfProcOrchestrationShim.ProcessAsyncActionsV2`,
+azure-functions-durable-extension `src/WebJobs.Extensions.DurableTask/Listener/
+OutOfProcOrchestrationShim.cs` lines 199-219 at a7c6d694): it invokes the top-level actions
+one after the other and `await`s each before invoking the next, with .NET semantics
+(`Task.WhenAll` ends when *all* children end, `Task.WhenAny` when one does). Durable Task
+numbers each call when the shim invokes it. So a top-level action emitted while an earlier
+one is unfinished in .NET is invoked late (work starts later in Azure), and its .NET ids
+differ from the SDK's exactly when a `*_with_retry` task took ids in between (its retry
+timers and re-attempts are numbered when they happen, in both runtimes): then results are
+misattributed. `ActionTracker` models the shim's cursor to detect both, precisely.
+See docs/durable-replay.md.
 """
 
 from __future__ import annotations
@@ -76,14 +80,28 @@ def compound_kind(action: dict[str, Any]) -> str:
 
 
 class ActionTracker:
-    """Top-level actions of one execution and which of them the extension still awaits."""
+    """Top-level actions of one execution and how far the extension's shim has invoked them.
+
+    Call `retry_allocation()` whenever a retry takes a sequence id without resuming the
+    orchestrator, `leaf_done`/`event_done` when a task has its final outcome, `settle()`
+    after each delivered message and after adding new top-level actions.
+    """
 
     def __init__(self) -> None:
         self._tops: list[ActionNode] = []
-        self._first_open = 0
+        self._stamps: list[tuple[int, Any]] = []
+        """Per top-level action: retry allocations so far and the time when it was emitted."""
+        self._cursor = 0
+        """How many top-level actions the shim has invoked."""
+        self._free_at: Optional[int] = 0
+        """Retry allocations at the moment the shim stopped awaiting (None while it awaits)."""
+        self._retry_allocations = 0
         self._by_id: dict[int, ActionNode] = {}
         self._by_event: dict[str, list[ActionNode]] = {}
-        self.warned = False
+        self.misattributed: Optional[int] = None
+        """Index of the first top-level action the extension would number differently."""
+        self.delayed: list[tuple[int, float]] = []
+        """(top-level index, seconds) of actions the extension would invoke later than here."""
 
     def leaf(self, task_id: Optional[int] = None, event: Optional[str] = None) -> ActionNode:
         """Create a leaf for a sequence id (or an external-event name)."""
@@ -108,15 +126,44 @@ class ActionTracker:
         if waiting:
             waiting.pop(0).done = True
 
-    def unfinished_before_new(self) -> bool:
-        """True if the extension would still be awaiting an earlier top-level action."""
-        while self._first_open < len(self._tops) and self._tops[self._first_open].finished():
-            self._first_open += 1
-        return self._first_open < len(self._tops)
+    def retry_allocation(self) -> None:
+        """A retry timer or re-attempt took a sequence id (in both runtimes, at this event)."""
+        self._retry_allocations += 1
 
-    def add_top(self, node: ActionNode) -> None:
-        """Append a new top-level action."""
+    def add_top(self, node: ActionNode, now: Any) -> None:
+        """Append a top-level action the SDK emitted now."""
         self._tops.append(node)
+        self._stamps.append((self._retry_allocations, now))
+
+    @property
+    def invoked(self) -> int:
+        """How many top-level actions the shim would have invoked (call `settle` first)."""
+        return self._cursor
+
+    @property
+    def not_invoked(self) -> int:
+        """Top-level actions the shim would not have invoked yet (call `settle` first)."""
+        return len(self._tops) - self._cursor
+
+    def settle(self, now: Any) -> None:
+        """Advance the shim's cursor as far as .NET would at this point of the history."""
+        while True:
+            if self._free_at is None:
+                if not self._tops[self._cursor - 1].finished():
+                    return
+                self._free_at = self._retry_allocations
+            if self._cursor == len(self._tops):
+                return
+            # The shim invokes the next action now: .NET numbers it after `_free_at` retry
+            # allocations, the SDK numbered it after the count stamped when it was emitted.
+            allocations, emitted = self._stamps[self._cursor]
+            if allocations != self._free_at and self.misattributed is None:
+                self.misattributed = self._cursor
+            lag = (now - emitted).total_seconds()
+            if lag > 0:
+                self.delayed.append((self._cursor, lag))
+            self._cursor += 1
+            self._free_at = None
 
 
 def find_nondeterminism(known: list[Any], top_level: list[dict[str, Any]]) -> Optional[str]:

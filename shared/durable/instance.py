@@ -115,6 +115,8 @@ class Instance:
         self.failure_details = ""
         self.episodes = 0
         self.warnings: list[str] = []
+        self.warned: set[str] = set()
+        """Kinds of fidelity warning already given (one of each per instance)."""
         self.done = threading.Event()
         self.inbox: deque[Message] = deque()
         self.in_ready = False

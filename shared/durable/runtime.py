@@ -40,6 +40,7 @@ from .actions import (COMPOUND_TYPES, ActionNode, compound_kind, describe,
 from .clock import Clock, RealClock, VirtualClock, bind_activity_clock
 from .functions import (FunctionIndex, OrchestratorFunction, describe_failure, index_app,
                         orchestrator_failure)
+from .ids import instance_id_problem
 from .instance import (ActivityJob, Episode, EventRaised, Instance, Message, Outcome,
                        ParentLink, Retry, TimerFired)
 from .models import (ACTIVE_STATUSES, COMPLETED, FAILED, RUNNING, TERMINATED,
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 32
 """Messages per episode; the Azure Storage backend batches up to 32 per replay."""
+
+DELAY_WARNING_SECONDS = 1.0
+"""Warn when the extension would start work at least this much later than this runtime."""
 
 UPPER_SCHEMA_VERSION = 1
 UPPER_SCHEMA_VERSION_NEW = 2
@@ -147,10 +151,15 @@ class LocalDurableRuntime:
         Raises:
             KeyError: No such orchestrator.
             TypeError: The input is not JSON-serialisable.
-            ValueError: An instance with this id is still running.
+            ValueError: The id is invalid, or an instance with this id is still running. A
+                finished (Completed, Failed, Terminated) one is replaced, as with Durable's
+                default `OverridableExistingInstanceStates` (see `ids.py`).
         """
         orchestrator = self._index.orchestrator(orchestrator_name)
         input_json = None if input is None else df_dumps(input)
+        problem = instance_id_problem(instance_id) if instance_id is not None else None
+        if problem:
+            raise ValueError(problem)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the runtime is closed")
@@ -474,6 +483,7 @@ class LocalDurableRuntime:
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         for message in self._delivery_order(instance, batch):
             self._apply(instance, message, episode)
+            instance.tracker.settle(episode.now)
 
         context_json = self._context_json(instance, episode.incoming)
         handler_began = time.perf_counter()
@@ -559,6 +569,7 @@ class LocalDurableRuntime:
             else:
                 retry.attempts += 1
                 task_id = self._take_id(instance)
+                instance.tracker.retry_allocation()
                 instance.retry_attempts[task_id] = retry
                 self._schedule_call(instance, episode, retry.kind, task_id, retry.name,
                                     retry.input_json, retry.instance_id)
@@ -584,6 +595,7 @@ class LocalDurableRuntime:
         last_attempt = retry.attempts >= retry.max_attempts
         fire_at = episode.now if last_attempt else episode.now + retry.interval
         timer_id = self._take_id(instance)
+        instance.tracker.retry_allocation()
         instance.retry_timers[timer_id] = retry
         episode.outgoing.append(history.timer_created(episode.now, timer_id, fire_at))
         episode.timers.append((fire_at, timer_id))
@@ -615,9 +627,35 @@ class LocalDurableRuntime:
                 f"function (known orchestrators: {', '.join(sorted(self._index.orchestrators))})")
         # Durable Task names an unnamed sub-orchestration "<parent execution id>:<task id>".
         child_id = sub_instance_id or f"{instance.execution_id}:{task_id}"
+        self._check_child_id(instance, episode, child_id)
         episode.outgoing.append(history.sub_orchestration_created(episode.now, task_id, name,
                                                                   child_id, input_json))
         episode.children.append((task_id, name, child_id, input_json))
+
+    def _check_child_id(self, instance: Instance, episode: Episode, child_id: str) -> None:
+        """Apply Durable's sub-orchestration id rules (see `ids.py`).
+
+        Reusing the id of a finished instance replaces it, as the Azure Storage backend does.
+        Reusing the id of a running one (or of another child started in the same episode) fails
+        the orchestration here: Azure Storage would silently replace that running instance (its
+        parent never hears back) and MSSQL would discard the new one (this parent waits for
+        ever), neither of which a local run should hide.
+        """
+        parent = instance.parent.instance_id if instance.parent else None
+        if child_id.lower() in (instance.instance_id.lower(), (parent or "").lower()):
+            raise _ScheduleError("The instance ID of a sub-orchestration must be different than "
+                                 "the instance ID of a parent orchestration.")
+        problem = instance_id_problem(child_id)
+        if problem:
+            raise _ScheduleError(f"sub-orchestration: {problem}")
+        with self._lock:
+            existing = self._instances.get(child_id)
+            running = existing is not None and existing.status in ACTIVE_STATUSES
+        if running or any(child[2] == child_id for child in episode.children):
+            raise _ScheduleError(
+                f"sub-orchestration id '{child_id}' belongs to an instance that is still running: "
+                f"Durable (Azure Storage) would replace that instance, whose parent then never "
+                f"hears back (MSSQL would drop this one instead); give each call its own id")
 
     def _schedule_action(self, instance: Instance, action: dict[str, Any],
                          episode: Episode) -> ActionNode:
@@ -671,6 +709,8 @@ class LocalDurableRuntime:
         self._set_custom_status(instance, state.get("customStatus"))
 
         if state.get("isDone"):
+            instance.tracker.settle(episode.now)
+            self._warn_extension_differences(instance, finishing=True)
             restart = next((a for a in new_actions
                             if a.get("actionType") == int(ActionType.CONTINUE_AS_NEW)), None)
             with self._lock:
@@ -688,13 +728,14 @@ class LocalDurableRuntime:
             return
 
         try:
-            if new_actions and instance.tracker.unfinished_before_new():
-                self._warn_fail_fast(instance)
             for action in new_actions:
-                instance.tracker.add_top(self._schedule_action(instance, action, episode))
+                instance.tracker.add_top(self._schedule_action(instance, action, episode),
+                                         episode.now)
         except _ScheduleError as exc:
             self._fail(instance, episode, exc)
             return
+        instance.tracker.settle(episode.now)
+        self._warn_extension_differences(instance)
 
         with self._lock:
             if instance.status not in ACTIVE_STATUSES:  # terminated during the replay
@@ -751,17 +792,40 @@ class LocalDurableRuntime:
                 history.orchestrator_completed(episode.now)])
             self._finish_locked(instance, FAILED, error=message, details=details)
 
-    def _warn_fail_fast(self, instance: Instance) -> None:
-        if instance.tracker.warned:
-            return
-        instance.tracker.warned = True
-        text = (f"orchestration '{instance.orchestrator.name}' ({instance.instance_id}) "
-                "scheduled new work while the Durable extension would still be awaiting an "
-                "earlier task_all (it failed fast here, but .NET's WhenAll waits for every "
-                "child). In Azure the new work starts only after the remaining children "
-                "finish, and if those are retried (call_*_with_retry) their retry timers take "
-                "sequence ids the SDK already gave to the new work, so results get "
-                "misattributed. Make the fanned-out tasks unable to fail (return the error as "
-                "data) or wait for all of them (task_any loop) before scheduling more.")
+    def _warn_extension_differences(self, instance: Instance, finishing: bool = False) -> None:
+        """Warn (once per kind) where the extension's shim would run this orchestration differently.
+
+        See `actions.ActionTracker` and docs/durable-replay.md for the model.
+        """
+        tracker = instance.tracker
+        name = f"orchestration '{instance.orchestrator.name}' ({instance.instance_id})"
+        if tracker.misattributed is not None and "misattributed" not in instance.warned:
+            instance.warned.add("misattributed")
+            self._warn(instance, (
+                f"{name}: the Durable extension would number top-level action "
+                f"#{tracker.misattributed} differently from the SDK, so results get "
+                "misattributed in Azure. Its .NET shim awaits top-level actions one by one (a "
+                "task_all until every child ends), and a *_with_retry task took sequence ids "
+                "between the point where the SDK scheduled that action and the point where the "
+                "shim would. Do not schedule new work while a failed task_all still has running "
+                "retried children, or after a task_any over retried tasks without first "
+                "awaiting them all; or retry with durable timers instead of *_with_retry."))
+        slow = [(index, f"{lag:.1f} s later than this runtime did")
+                for index, lag in tracker.delayed if lag >= DELAY_WARNING_SECONDS]
+        if finishing and tracker.not_invoked:
+            slow.append((tracker.invoked, "only after tasks that are still running now, when this "
+                                    "runtime has already finished the orchestration"))
+        if slow and "delayed" not in instance.warned:
+            instance.warned.add("delayed")
+            index, when = slow[0]
+            self._warn(instance, (
+                f"{name}: the Durable extension would start top-level action #{index} {when}: "
+                "its .NET shim invokes a top-level action only once the earlier ones have "
+                "finished (.NET semantics: a task_all waits for every child), and an earlier "
+                "one was still running. Add a task that finishes at once (a timer due now) to "
+                "each task_any that schedules work while older tasks are pending."))
+
+    @staticmethod
+    def _warn(instance: Instance, text: str) -> None:
         instance.warnings.append(text)
         log.warning(text)

@@ -265,6 +265,13 @@ def sub_parent(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def named_child(context: df.DurableOrchestrationContext):
+    """Call `fan_out_fan_in` as a sub-orchestration with the instance id given as input."""
+    result = yield context.call_sub_orchestrator("fan_out_fan_in", [1, 2], instance_id=context.get_input())
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
 def flaky_child(context: df.DurableOrchestrationContext):
     """Fail the whole sub-orchestration when its (unretried) activity fails."""
     job = context.get_input()
@@ -317,8 +324,21 @@ def fail_fast_then_more(context: df.DurableOrchestrationContext):
         caught = None
     except Exception as exc:
         caught = str(exc).split(" \n ")[0]
-    extra = yield context.call_activity("double", 5)
+    extra = yield (context.call_activity("flaky", plan["extra"]) if plan.get("extra")
+                   else context.call_activity("double", 5))
     return {"caught": caught, "extra": extra}
+
+
+@app.orchestration_trigger(context_name="context")
+def any_then_more(context: df.DurableOrchestrationContext):
+    """task_any over a retried task and a quick one, await the retried one, then do more."""
+    plan = context.get_input()
+    retried = context.call_activity_with_retry("flaky", df.RetryOptions(1000, 3), plan["retried"])
+    quick = context.call_activity("flaky", plan["quick"])
+    yield context.task_any([retried, quick])
+    first = yield retried
+    extra = yield context.call_activity("double", 5)
+    return {"retried": first, "extra": extra}
 
 
 @app.orchestration_trigger(context_name="context")

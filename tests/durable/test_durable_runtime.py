@@ -222,14 +222,47 @@ def test_naive_batch_order_misattributes_results(make_runtime, monkeypatch):
                              "retried": {"key": "slow-fail", "value": None, "attempt": 2}}
 
 
-def test_fail_fast_task_all_warns_about_azure_behaviour(make_runtime):
+def test_fail_fast_task_all_with_retried_sibling_warns_about_misattribution(make_runtime):
+    """The real hazard: new work after a failed task_all while a retried sibling still retries.
+
+    The .NET shim invokes the new call only when the sibling ends; the sibling's retry timer and
+    second attempt take ids in between, so Azure would number the new call differently.
+    """
+    plan = {"max_attempts": 3, "jobs": [
+        {"key": "dies", "fail_first": 9},
+        {"key": "slow", "duration": 5, "fail_first": 1},  # fails at 5 s, retried, ends at 11 s
+    ], "extra": {"key": "extra", "duration": 20, "value": "x"}}
+    result = make_runtime(virtual_time=True).run("fail_fast_then_more", plan, timeout=TIMEOUT)
+    assert result.output == {"caught": "dies attempt 3 failed",
+                             "extra": {"key": "extra", "value": "x", "attempt": 1}}
+    assert any("misattributed" in w and "#1" in w for w in result.warnings), result.warnings
+
+
+def test_fail_fast_task_all_without_retries_in_between_only_warns_about_delay(make_runtime):
+    """Same shape, but the sibling is not retried: ids agree, only the start is late in Azure."""
     plan = {"max_attempts": 3, "jobs": [
         {"key": "dies", "fail_first": 9},
         {"key": "slow", "duration": 5},  # still running (virtual 5 s) when "dies" gives up
     ]}
     result = make_runtime(virtual_time=True).run("fail_fast_then_more", plan, timeout=TIMEOUT)
     assert result.output == {"caught": "dies attempt 3 failed", "extra": 10}
-    assert result.warnings and "task_all" in result.warnings[0]
+    assert len(result.warnings) == 1 and "would start top-level action #1" in result.warnings[0]
+    assert "misattributed" not in result.warnings[0]
+
+
+def test_new_work_after_awaiting_a_task_any_of_retried_tasks_warns(make_runtime):
+    """The other direction: the shim is free early (the task_any ended), the SDK numbers the
+    next call only after the retried task's retries took ids, so the shim numbers it earlier."""
+    plan = {"retried": {"key": "r", "duration": 1, "fail_first": 1}, "quick": {"key": "q"}}
+    result = make_runtime(virtual_time=True).run("any_then_more", plan, timeout=TIMEOUT)
+    assert result.output == {"retried": {"key": "r", "value": None, "attempt": 2}, "extra": 10}
+    assert any("misattributed" in w and "#1" in w for w in result.warnings), result.warnings
+
+
+def test_new_work_after_a_task_any_without_retries_does_not_warn(make_runtime):
+    plan = {"retried": {"key": "r", "duration": 1}, "quick": {"key": "q"}}
+    result = make_runtime(virtual_time=True).run("any_then_more", plan, timeout=TIMEOUT)
+    assert result.output["extra"] == 10 and result.warnings == []
 
 
 def test_task_all_that_succeeds_does_not_warn(make_runtime):
@@ -416,3 +449,28 @@ def test_fan_out_after_an_earlier_activity_runs_in_parallel(make_runtime):
     spans = sorted(result.output[1:])
     # Every fanned-out activity started before any of them finished.
     assert max(start for start, _ in spans) < min(end for _, end in spans), spans
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a\\b", "a#b", "a?b", "a\tb", "@entity", "x" * 257])
+def test_instance_ids_follow_durables_rules(make_runtime, bad):
+    """`DurableClient.StartNewAsync` rejects these ids; a sub-orchestration with one fails its parent."""
+    runtime = make_runtime(virtual_time=True)
+    with pytest.raises(ValueError, match="(?i)instance id"):
+        runtime.start("fan_out_fan_in", [1], instance_id=bad)
+    result = runtime.run("named_child", bad, timeout=TIMEOUT)
+    assert result.runtime_status == "Failed" and "instance id" in result.error.lower()
+
+
+def test_sub_orchestration_ids_reuse_finished_instances_but_never_running_ones(make_runtime):
+    """Durable (Azure Storage) replaces a finished instance that has the id; the local runtime
+    fails a call that would replace a running one (Azure: its parent never hears back)."""
+    runtime = make_runtime(virtual_time=True)
+    assert runtime.run("fan_out_fan_in", [5], instance_id="child", timeout=TIMEOUT).succeeded
+    reused = runtime.run("named_child", "child", instance_id="parent-1", timeout=TIMEOUT)
+    assert reused.succeeded and runtime.get_status("child").input == [1, 2]  # replaced
+    own = runtime.run("named_child", "parent-2", instance_id="parent-2", timeout=TIMEOUT)
+    assert own.runtime_status == "Failed" and "different than the instance ID" in own.error
+    stuck = runtime.start("wait_for_go", instance_id="busy")
+    clash = runtime.run("named_child", "busy", timeout=TIMEOUT)
+    assert clash.runtime_status == "Failed" and "still running" in clash.error
+    runtime.terminate(stuck)
