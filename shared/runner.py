@@ -214,8 +214,9 @@ def _load(
             raise DataQualityError(f"data quality: {rows} row(s) extracted, fewer than min_rows {job.min_rows}")
         load_ids = list(pipeline.list_normalized_load_packages())
         result.schema_version = pipeline.default_schema.version_hash
-        if not load_ids:
+        if not load_ids:  # nothing new (not even state): no commit, only the seeded staging to remove
             result.rows_processed = rows
+            _discard_attempt(table, attempt)
             return
         load_id = load_ids[-1]
         # The layout's YYYY/MM/DD is rendered from the package's creation time (UTC).

@@ -126,14 +126,19 @@ class TableLake:
             return False
         newest = max(mine, key=_load_id_of)
         target = f"{self.staging_dir}/{attempt}"
-        self.store.copy(f"{state_dir}/{newest}", f"{target}/_dlt_pipeline_state/{newest}")
+        data = self.store.read(f"{state_dir}/{newest}")
+        if data is None:
+            return False
+        self.store.write(f"{target}/_dlt_pipeline_state/{newest}", _retarget_state(data, attempt))
         schema_hash = newest[:-len(".jsonl")].rsplit("__", 2)[-1]
         for name in self.store.ls(f"{self.source}/_dlt_version"):
-            if name.startswith(f"{pipeline}__") and name.endswith(f"__{schema_hash}.jsonl"):
+            if name.endswith(f"__{schema_hash}.jsonl"):  # (the schema name is dlt's normalized pipeline name)
                 self.store.copy(f"{self.source}/_dlt_version/{name}", f"{target}/_dlt_version/{name}")
                 break
         if self.store.exists(f"{self.source}/init"):
             self.store.copy(f"{self.source}/init", f"{target}/init")
+        # With its schema already stored dlt does not create its tables' folders again.
+        self.store.makedirs(f"{target}/_dlt_loads")
         return True
 
     def staged_files(self, attempt: str) -> list[dict[str, str]]:
@@ -164,7 +169,7 @@ class TableLake:
                     meta.append({"src": f"{base}/{folder}/{name}", "dst": f"{self.source}/{folder}/{name}"})
         known = {n.rsplit("__", 1)[-1] for n in self.store.ls(f"{self.source}/_dlt_version")}
         for name in self.store.ls(f"{base}/_dlt_version"):
-            if name.startswith(f"{pipeline}__") and name.rsplit("__", 1)[-1] not in known:
+            if name.rsplit("__", 1)[-1] not in known:
                 meta.append({"src": f"{base}/_dlt_version/{name}", "dst": f"{self.source}/_dlt_version/{name}"})
         if self.store.exists(f"{base}/init"):
             meta.append({"src": f"{base}/init", "dst": f"{self.source}/init", "if_missing": "1"})
@@ -358,6 +363,25 @@ class TableLake:
         """The table's last commit (`id`, `token`, `rows`, `files`, `load_id`), if any."""
         data = self.store.read(self.record_path)
         return json.loads(data) if data else None
+
+
+def _retarget_state(data: bytes, dataset: str) -> bytes:
+    """A committed dlt state file, rewritten to name the attempt's dataset.
+
+    Without it dlt restores the state, sees another dataset name, changes it, and so writes a new
+    state (a load package and a commit) on every run, even when no row is new.
+    """
+    from dlt.common.versioned_state import compress_state, decompress_state
+    from dlt.pipeline.state_sync import generate_pipeline_state_version_hash
+
+    doc = json.loads(data)
+    state = decompress_state(doc["state"])
+    if state.get("dataset_name") == dataset:
+        return data
+    state["dataset_name"] = dataset
+    state["_version_hash"] = generate_pipeline_state_version_hash(state)
+    doc["state"], doc["version_hash"] = compress_state(state), state["_version_hash"]
+    return json.dumps(doc).encode("utf-8")
 
 
 def _load_id_of(name: str) -> float:
