@@ -50,17 +50,30 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
 
 
 def _check_folder(folder: Path) -> None:
+    probe = folder / f"{PROBE_NAME}_{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f"{PROBE_NAME}_{uuid.uuid4().hex}"
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as exc:
         raise PreflightError(f"lake folder {folder} is not writable: {exc.strerror or exc}") from None
+    finally:
+        # Also when the write failed half-way (a full disk leaves a 0-byte file): nothing stays.
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
-def _lake_service(root: str, environ: Mapping[str, str]) -> tuple[Any, str]:
-    """A blob service client for the lake's account, and its host for messages."""
+def lake_service(root: str, environ: Mapping[str, str] = os.environ,
+                 options: Optional[Mapping[str, Any]] = None) -> tuple[Any, str]:
+    """A blob service client for an Azure lake's account, and its host for messages.
+
+    Args:
+        root: The lake root (`az://<container>/...` or `abfss://<container>@<host>/...`).
+        environ: Settings to read.
+        options: Blob SDK client options (default: the pre-flight's short timeouts, no retries).
+    """
+    options = dict(PREFLIGHT_OPTIONS if options is None else options)
     from azure.storage.blob import BlobServiceClient
 
     derived = lake_credentials(root, storage_account(environ), environ)
@@ -69,7 +82,7 @@ def _lake_service(root: str, environ: Mapping[str, str]) -> tuple[Any, str]:
     if conn:
         parts = parse_connection_string(conn)
         host = urlsplit(parts.get("BlobEndpoint", "")).netloc or f"{parts.get('AccountName')}.blob.core.windows.net"
-        return BlobServiceClient.from_connection_string(conn, **PREFLIGHT_OPTIONS), host
+        return BlobServiceClient.from_connection_string(conn, **options), host
     prefix = "DESTINATION__FILESYSTEM__CREDENTIALS__"
     creds = derived.get("credentials") or {}
     name = creds.get("azure_storage_account_name") or environ.get(prefix + "AZURE_STORAGE_ACCOUNT_NAME")
@@ -83,7 +96,7 @@ def _lake_service(root: str, environ: Mapping[str, str]) -> tuple[Any, str]:
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    return BlobServiceClient(f"https://{host}", credential=credential, **PREFLIGHT_OPTIONS), host
+    return BlobServiceClient(f"https://{host}", credential=credential, **options), host
 
 
 def _check_azure(root: str, environ: Mapping[str, str]) -> None:
@@ -94,15 +107,17 @@ def _check_azure(root: str, environ: Mapping[str, str]) -> None:
     folder = parts.path.strip("/")
     host = "?"
     try:
-        service, host = _lake_service(root, environ)
+        service, host = lake_service(root, environ)
         client = service.get_container_client(container)
         try:
             client.create_container()
         except ResourceExistsError:
             pass
         probe = f"{folder}/{PROBE_NAME}_{uuid.uuid4().hex}".lstrip("/")
-        client.upload_blob(probe, b"ok")
-        client.delete_blob(probe)
+        try:
+            client.upload_blob(probe, b"ok")
+        finally:
+            _delete_quietly(client, probe)  # also after a failed or timed-out upload
     except PreflightError:
         raise
     except Exception as exc:
@@ -110,3 +125,11 @@ def _check_azure(root: str, environ: Mapping[str, str]) -> None:
         reason = lines[0] if lines else type(exc).__name__
         raise PreflightError(redact(f"lake {root} on {host} is not reachable or not writable: {reason}"[:600])) from None
 
+
+
+def _delete_quietly(client: Any, blob: str) -> None:
+    """Remove a probe blob if it exists; a second error must not hide the first."""
+    try:
+        client.delete_blob(blob)
+    except Exception:  # not found (the upload failed) or storage down: the first error is reported
+        pass

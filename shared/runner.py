@@ -1,27 +1,32 @@
 """Run one job: one dlt pipeline from its source to the lake, returning a `JobResult`.
 
-Lake semantics per job:
+Lake semantics per job (the protocol is `shared.lake`, described in docs/lake-protocol.md):
 
-- FULL: rows are appended under today's date folder as a new load, then the older files in
-  that same day folder are deleted, so each day keeps exactly one complete snapshot and earlier
-  days stay. (dlt's `replace` would delete every day's files on the filesystem destination.)
-- INCREMENTAL: rows past the cursor are appended; the cursor lives in dlt state stored in the
-  destination, so a fresh working directory restores it from there.
-- A failed job leaves no data files of its attempt in the lake: files of a half-finished load
-  are deleted before the error is reported.
+- Every attempt loads into its own staging dataset that no reader sees, and is committed under
+  the table's lake-level lock: a journal first, then the day's data made visible in one step,
+  then dlt's state and completed-load record. A crash at any point leaves either the previous
+  lake or a journal the next job of that table rolls forward; a failed job leaves nothing visible.
+- FULL: the new snapshot replaces today's folder of the table; earlier days stay. (dlt's
+  `replace` would delete every day's files on the filesystem destination.)
+- INCREMENTAL: rows past the cursor are added to today's folder; the cursor is the committed dlt
+  state in the lake, so a fresh machine continues from it, and the cursor and its rows become
+  visible together.
+- A job run again with the same idempotency token after it committed (Durable's at-least-once
+  delivery) returns what was committed instead of loading again.
 
 Each run works in its own temporary pipelines directory (the Functions file system is
-read-only outside temp), removed afterwards.
+read-only outside temp), removed afterwards; folders of killed runs are removed by the next run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
+import hashlib
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -36,6 +41,7 @@ from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 from shared.config.models import Job  # noqa: E402
 from shared.destination import date_folder, make_destination  # noqa: E402
 from shared.drift import record_and_compare  # noqa: E402
+from shared.lake import APPEND, REPLACE, TableLake  # noqa: E402
 from shared.logs import job_context  # noqa: E402
 from shared.redaction import redact  # noqa: E402
 from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
@@ -47,6 +53,13 @@ log = logging.getLogger(__name__)
 WORK_DIR_ENV = "INGESTION_WORK_DIR"
 """Parent folder for per-run dlt working directories (default: the system temp folder)."""
 MAX_ERROR_CHARS = 500
+UNSAFE_REDELIVERY_ENV = "INGESTION_UNSAFE_REDELIVERY"
+"""Test-only switch (undocumented on purpose): ignore idempotency tokens and stored results, to
+prove the redelivery tests detect a second load."""
+
+
+def unsafe_redelivery() -> bool:
+    return os.environ.get(UNSAFE_REDELIVERY_ENV) == "1"
 
 
 class DataQualityError(Exception):
@@ -59,6 +72,18 @@ def pipeline_name(job: Job) -> str:
     return re.sub(r"[^a-z0-9_]", "_", raw.lower())
 
 
+def table_lake(job: Job, bucket_url: Optional[str] = None) -> TableLake:
+    """The lake table a job writes (`<source>/<table>`)."""
+    from shared.config.validation import lake_table_name
+
+    return TableLake(job.source_name, lake_table_name(job.table_name), bucket_url)
+
+
+def split_id(token: str) -> str:
+    """Short stable id of one split table load (its slices' staging names start with it)."""
+    return hashlib.sha1(token.encode()).hexdigest()[:10]
+
+
 def run_job(
     job: Job,
     *,
@@ -68,6 +93,8 @@ def run_job(
     key_range: Optional[dict[str, Any]] = None,
     slice_no: Optional[int] = None,
     split_rows: Optional[int] = None,
+    token: Optional[str] = None,
+    split: Optional[str] = None,
 ) -> JobResult:
     """Extract one job's table or endpoint and land it in the lake as Parquet.
 
@@ -75,12 +102,16 @@ def run_job(
         job: The validated job.
         secrets: Credentials for the job's source; resolved from the providers when omitted.
         bucket_url: Lake root; dlt's `DESTINATION__FILESYSTEM__BUCKET_URL` or `./lake` when omitted.
-        run_id: The run this job belongs to, for log records.
+        run_id: The run this job belongs to, for log records and the lock holder's name.
         key_range: For one slice of a table split across activities: the keys to read (from
-            `SqlSource.split_ranges`). The slice lands in the staging dataset, made visible by `publish_staged`.
-        slice_no: The slice's number (its own pipeline name in the staging dataset).
+            `SqlSource.split_ranges`). The slice is staged only (`extra["staged"]` names its
+            staging dataset); `publish_staged` makes the accepted slices visible.
+        slice_no: The slice's number.
         split_rows: When given, a FULL SQL table estimated above this many rows is not loaded:
             the result has status `split` and its key ranges in `extra["ranges"]`.
+        token: Idempotency key of this job in its run (e.g. `<run key>/<job index>`): when the
+            table's last commit carries it, the job already landed and its commit is returned.
+        split: For a slice: the id of its split load (`split_id`).
 
     Returns:
         The job's result. Errors are caught and reported in the result (status `failed`) with
@@ -112,8 +143,16 @@ def run_job(
             else:
                 name = f"{pipeline_name(job)}__slice{slice_no}" if staged else pipeline_name(job)
                 log.info("job %s started (%s)%s", job.job_id, job.load_type, f", slice {slice_no}" if staged else "")
-                with _job_lock(name), _work_dir(job) as work_dir:
-                    _load(job, source, work_dir, bucket_url, result, name, staging_dataset(job) if staged else None)
+                table = table_lake(job, bucket_url)
+                if staged:
+                    attempt = table.attempt_name(split or split_id(job.job_id), slice_no)
+                    with _work_dir(job) as work_dir:
+                        _load(job, source, work_dir, table, attempt, result, name, None, staged_only=True)
+                else:
+                    with table.locked(run_id or "a command-line run"), _work_dir(job) as work_dir:
+                        table.recover()  # a crashed commit is finished before the cursor is read
+                        if not _already_committed(table, token, result):
+                            _load(job, source, work_dir, table, table.attempt_name(), result, name, token)
                 result.status = SUCCESS
                 log.info("job %s loaded %d rows in %d file(s)", job.job_id, result.rows_processed, len(result.files))
         except Exception as exc:  # one failing job must never stop the others
@@ -132,62 +171,85 @@ def run_job(
     return result
 
 
+def _already_committed(table: TableLake, token: Optional[str], result: JobResult) -> bool:
+    """A redelivered job whose load already committed: report that commit, load nothing."""
+    if not token or unsafe_redelivery():
+        return False
+    record = table.record()
+    if not record or record.get("token") != token:
+        return False
+    result.rows_processed = int(record.get("rows") or 0)
+    result.files = list(record.get("files") or [])
+    result.load_id = record.get("load_id")
+    result.extra["redelivered"] = True
+    log.warning("job %s: already committed by an earlier delivery of this activity; not loaded again", result.job_id)
+    return True
+
+
 def _load(
-    job: Job, source: Source, work_dir: Path, bucket_url: Optional[str], result: JobResult, name: str,
-    staging: Optional[str],
+    job: Job, source: Source, work_dir: Path, table: TableLake, attempt: str, result: JobResult, name: str,
+    token: Optional[str], staged_only: bool = False,
 ) -> None:
+    """Load into the attempt's staging dataset, then commit it (`staged_only`, a slice: stage only)."""
     pipeline = dlt.pipeline(
         pipeline_name=name,
-        destination=make_destination(bucket_url),
-        dataset_name=staging or job.source_name,
+        destination=make_destination(table.staging_url),
+        dataset_name=attempt,
         pipelines_dir=str(work_dir),
     )
-    if job.is_incremental:
-        # Restores the cursor from the lake when this working directory is new.
-        pipeline.sync_destination()
-    pipeline.extract(source.resource(), write_disposition="append", loader_file_format="parquet")
-    pipeline.normalize()
-    normalize_info = pipeline.last_trace.last_normalize_info
-    rows = sum(
-        count for table, count in (normalize_info.row_counts if normalize_info else {}).items()
-        if not table.startswith("_dlt")
-    )
-    if job.min_rows is not None and rows < job.min_rows:
-        # Checked before loading: nothing lands and an incremental cursor does not move.
-        raise DataQualityError(f"data quality: {rows} row(s) extracted, fewer than min_rows {job.min_rows}")
-    load_ids = list(pipeline.list_normalized_load_packages())
-    result.schema_version = pipeline.default_schema.version_hash
-    if not load_ids:
-        result.rows_processed = rows
-        return
-    load_id = load_ids[-1]
-    # The layout's YYYY/MM/DD is rendered from the package's creation time (UTC).
-    created_at = ensure_pendulum_datetime(pipeline.get_load_package_state(load_id)["created_at"])
-    data_tables = [t["name"] for t in pipeline.default_schema.data_tables()]
-    day = date_folder(created_at)
+    committing = False
     try:
+        if job.is_incremental and table.seed_state(attempt, name):
+            # Restores the committed cursor: the staging dataset holds a copy of its state.
+            pipeline.sync_destination()
+        pipeline.extract(source.resource(), write_disposition="append", loader_file_format="parquet")
+        pipeline.normalize()
+        normalize_info = pipeline.last_trace.last_normalize_info
+        rows = sum(
+            count for t, count in (normalize_info.row_counts if normalize_info else {}).items()
+            if not t.startswith("_dlt")
+        )
+        if job.min_rows is not None and rows < job.min_rows:
+            # Checked before loading: nothing lands and an incremental cursor does not move.
+            raise DataQualityError(f"data quality: {rows} row(s) extracted, fewer than min_rows {job.min_rows}")
+        load_ids = list(pipeline.list_normalized_load_packages())
+        result.schema_version = pipeline.default_schema.version_hash
+        if not load_ids:  # nothing new (not even state): no commit, only the seeded staging to remove
+            result.rows_processed = rows
+            _discard_attempt(table, attempt)
+            return
+        load_id = load_ids[-1]
+        # The layout's YYYY/MM/DD is rendered from the package's creation time (UTC).
+        day = date_folder(ensure_pendulum_datetime(pipeline.get_load_package_state(load_id)["created_at"]))
         pipeline.load()
-    except Exception:
-        _delete_load_files(pipeline, data_tables, day, load_id)
+        if staged_only:
+            result.rows_processed, result.load_id = rows, load_id
+            result.extra["staged"] = attempt  # `publish_staged` publishes the accepted attempt
+            return
+        files = table.staged_files(attempt)
+        committing = True  # from here a journal may exist: its staging belongs to the roll-forward
+        result.files = table.commit(
+            commit_id=load_id, mode=APPEND if job.is_incremental else REPLACE, day=day, files=files,
+            meta=table.dlt_files(attempt, load_id, name), cleanup=[f"{table.staging_dir}/{attempt}"],
+            pipeline=name, token=token, rows=rows, load_id=load_id,
+        )
+        result.rows_processed, result.load_id = rows, load_id
+    except BaseException:
+        if not committing:
+            _discard_attempt(table, attempt)
         raise
-    # A load writes only into its day folder: list that, never the table's whole history.
-    day_files = _day_files(pipeline, data_tables, day)
-    result.rows_processed = rows
-    result.load_id = load_id
-    result.files = [f for f in day_files if _of_load(f, load_id)]
-    if staging:
-        return  # a slice: `publish_staged` replaces the snapshot once every slice has landed
-    if not job.is_incremental:
-        _delete(pipeline, [f for f in day_files if not _of_load(f, load_id)])  # the day's older snapshot
-    drift = _schema_drift(pipeline, result.files)
+    drift = _schema_drift(pipeline, table, result.files)
     if drift:
         result.extra["schema_drift"] = drift
         log.warning("job %s: schema changed since the previous run: %s", job.job_id, drift)
 
 
-def staging_dataset(job: Job) -> str:
-    """Dataset where the slices of a split table land before `publish_staged` moves them."""
-    return f"{job.source_name}_staging"
+def _discard_attempt(table: TableLake, attempt: str) -> None:
+    """Remove a failed attempt's staging (best effort: the next job of the table removes leftovers)."""
+    try:
+        table.store.rm_tree(f"{table.staging_dir}/{attempt}")
+    except Exception as exc:  # keep the original error
+        log.error("could not remove staging of failed attempt %s: %s", attempt, redact(exc))
 
 
 def _split(job: Job, source: Source, max_rows: int) -> Optional[list[dict[str, Any]]]:
@@ -201,126 +263,132 @@ def _split(job: Job, source: Source, max_rows: int) -> Optional[list[dict[str, A
     return source.split_ranges(max_rows)
 
 
-@contextmanager
-def _lake_fs(job: Job, bucket_url: Optional[str]) -> Iterator[tuple[Any, str, str, str]]:
-    """(fsspec filesystem, table dir, staged table dir, table name) of a job in the lake."""
-    from shared.config.validation import lake_table_name
+def publish_staged(
+    job: Job, staged: list[str], *, split: Optional[str] = None, token: Optional[str] = None, rows: int = 0,
+    bucket_url: Optional[str] = None, run_id: Optional[str] = None,
+) -> tuple[list[str], Optional[dict[str, Any]]]:
+    """Publish the accepted attempt of every slice of a split table as one snapshot (replacing
+    the day's previous one), like a single-activity FULL run; other attempts of the split
+    (redelivered duplicates, failed tries) are deleted, never published.
 
-    with _work_dir(job) as work_dir:
-        pipeline = dlt.pipeline(pipeline_name=pipeline_name(job), destination=make_destination(bucket_url),
-                                dataset_name=job.source_name, pipelines_dir=str(work_dir))
-        with pipeline.destination_client() as client:
-            root = client.dataset_path.rstrip("/")
-            table = lake_table_name(job.table_name)
-            stage = f"{root.rsplit('/', 1)[0]}/{staging_dataset(job)}/{table}"
-            yield client.fs_client, f"{root}/{table}", stage, table
-
-
-def publish_staged(job: Job, *, bucket_url: Optional[str] = None) -> tuple[list[str], Optional[dict[str, Any]]]:
-    """Move every slice's staged files into the table's day folder, then drop that day's older
-    snapshot: the split table becomes visible as one snapshot, like a single-activity FULL run.
+    Args:
+        job: The split job.
+        staged: Each slice's accepted staging dataset (`extra["staged"]` of its result).
+        split: The split's id (default: derived from the job id, as `run_job` does).
+        token: Idempotency key: when the table's last commit carries it, nothing is done again.
+        rows: Rows of all slices, for the commit record.
 
     Returns:
         The published files and the schema drift (None when unchanged).
     """
-    with _lake_fs(job, bucket_url) as (fs, table_dir, stage_dir, table):
-        staged = sorted(fs.glob(f"{stage_dir}/**/*.parquet")) if fs.exists(stage_dir) else []
-        published = []
-        for path in staged:
-            target = f"{table_dir}/{path[len(stage_dir) + 1:]}"
-            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            fs.mv(path, target)
-            published.append(target)
-        names = {p.rsplit("/", 1)[1] for p in published}
-        for day in {p.rsplit("/", 1)[0] for p in published}:
-            for path in fs.ls(day, detail=False):
-                if path.rstrip("/").rsplit("/", 1)[1] not in names:
-                    fs.rm(path)  # the day's previous snapshot
-        if fs.exists(stage_dir):
-            fs.rm(stage_dir, recursive=True)
-        drift = None
-        if published:
-            drift = record_and_compare(fs, table_dir.rsplit("/", 1)[0], table, published[0])
-        return published, drift
+    from shared.lake import CommitError
+
+    table = table_lake(job, bucket_url)
+    split = split or split_id(job.job_id)
+    with table.locked(run_id or "a command-line run"):
+        table.recover()
+        if token and not unsafe_redelivery():
+            record = table.record()
+            if record and record.get("token") == token:
+                return list(record.get("files") or []), None
+        from shared.lake.protocol import unsafe_publish
+
+        if unsafe_publish():  # test-only: the old publish took every staged slice there was
+            staged = [n for n in table.store.ls(table.staging_dir) if n.startswith("s")]
+        files = []
+        for attempt in staged:
+            if not table.store.exists(f"{table.staging_dir}/{attempt}"):
+                raise CommitError(f"{job.source_name}.{table.table}: staged slice {attempt} is gone; nothing published")
+            files.extend(table.staged_files(attempt))
+        day = max((f["day"] for f in files), default=date_folder(dt.datetime.now(dt.timezone.utc)))
+        ours = [f"{table.staging_dir}/{n}" for n in table.store.ls(table.staging_dir)
+                if n.startswith(f"s{split}_") or n in staged]
+        published = table.commit(
+            commit_id=f"split_{split}", mode=REPLACE, day=day, files=files, meta=[], cleanup=ours,
+            pipeline=None, token=token, rows=rows, load_id=None,
+        )
+    drift = None
+    if published:
+        drift = record_and_compare(_lake_fsspec(bucket_url), table.store.full(job.source_name), table.table, published[0])
+    return published, drift
 
 
-def discard_staged(job: Job, *, bucket_url: Optional[str] = None) -> None:
-    """Delete the staged slices of a split table whose run failed: nothing of it becomes visible."""
-    with _lake_fs(job, bucket_url) as (fs, _, stage_dir, _table):
-        if fs.exists(stage_dir):
-            fs.rm(stage_dir, recursive=True)
+def _lake_fsspec(bucket_url: Optional[str]) -> Any:
+    """dlt's authenticated fsspec filesystem of the lake (for reading a published file's schema)."""
+    from dlt.common.storages.fsspec_filesystem import fsspec_from_config
+
+    destination = make_destination(bucket_url)
+    return fsspec_from_config(destination.configuration(destination.spec(), accept_partial=True))[0]
 
 
-def _schema_drift(pipeline: dlt.Pipeline, files: list[str]) -> dict[str, Any]:
+def discard_staged(job: Job, *, split: Optional[str] = None, bucket_url: Optional[str] = None) -> None:
+    """Delete every staged slice of a split table whose run failed: nothing of it becomes visible."""
+    table = table_lake(job, bucket_url)
+    table.discard(f"s{split or split_id(job.job_id)}_")
+
+
+def _schema_drift(pipeline: dlt.Pipeline, table: TableLake, files: list[str]) -> dict[str, Any]:
     """Drift per table that received a file in this load (the main table and any nested ones)."""
     drift: dict[str, Any] = {}
+    if not files:
+        return drift
     with pipeline.destination_client() as client:
         first_file: dict[str, str] = {}
         for path in files:
-            table = Path(path).parts[-5]  # <table>/<YYYY>/<MM>/<DD>/<file>
-            first_file.setdefault(table, path)
-        for table, path in first_file.items():
-            change = record_and_compare(client.fs_client, client.dataset_path, table, path)
+            first_file.setdefault(path.split("/")[-5], path)  # <table>/<YYYY>/<MM>/<DD>/<file>
+        for name, path in first_file.items():
+            change = record_and_compare(client.fs_client, table.store.full(table.source), name, path)
             if change:
-                drift[table] = change
+                drift[name] = change
     return drift
-
-
-def _day_files(pipeline: dlt.Pipeline, tables: list[str], day: str) -> list[str]:
-    """Every file in the `YYYY/MM/DD` folder of each table."""
-    with pipeline.destination_client() as client:
-        fs = client.fs_client
-        files: list[str] = []
-        for table in tables:
-            folder = f"{client.get_table_dir(table).rstrip('/')}/{day}"
-            if fs.isdir(folder):
-                files.extend(fs.ls(folder, detail=False))
-        return sorted(files)
-
-
-def _of_load(path: str, load_id: str) -> bool:
-    """Whether a data file belongs to load `load_id` (files are named `<load_id>.<file_id>.<ext>`)."""
-    return os.path.basename(path).startswith(f"{load_id}.")
-
-
-def _delete(pipeline: dlt.Pipeline, paths: list[str]) -> None:
-    if not paths:
-        return
-    with pipeline.destination_client() as client:
-        for path in paths:
-            client.fs_client.rm(path)
-
-
-def _delete_load_files(pipeline: dlt.Pipeline, tables: list[str], day: str, load_id: str) -> None:
-    try:
-        _delete(pipeline, [f for f in _day_files(pipeline, tables, day) if _of_load(f, load_id)])
-    except Exception as exc:  # keep the original error; say that cleanup failed too
-        log.error("could not remove files of failed load %s: %s", load_id, redact(exc))
 
 
 @contextmanager
 def _work_dir(job: Job) -> Iterator[Path]:
-    parent = os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir()
-    Path(parent).mkdir(parents=True, exist_ok=True)
+    parent = Path(os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_work_dirs(parent)
     path = Path(tempfile.mkdtemp(prefix=f"{pipeline_name(job)}-", dir=parent))
+    (path / OWNER_FILE).write_text(_owner_text(os.getpid()) or "")
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def _job_lock(name: str) -> Iterator[None]:
-    """Serialise runs of one job on this machine: two overlapping incremental runs would both
-    load the same new rows."""
-    lock_dir = Path(os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir()) / "ingestion-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+OWNER_FILE = ".owner"
+"""In each work folder: `<host> <pid> <process start time>` of the process that made it."""
+
+
+def _owner_text(pid: int) -> Optional[str]:
+    """`<host> <pid> <start ticks>`; None when the process does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            start = fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        start = "?"
+    return f"{socket.gethostname()} {pid} {start}"
+
+
+def _remove_stale_work_dirs(parent: Path) -> None:
+    """Delete work folders whose owner process on this host is gone (a killed run's dlt files)."""
+    host = socket.gethostname()
+    for folder in parent.glob("ingest__*-*"):
+        try:
+            owner = (folder / OWNER_FILE).read_text().split()
+        except OSError:
+            continue
+        if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
+            continue
+        if _owner_text(int(owner[1])) != " ".join(owner):
+            log.info("removing work folder %s of a run that is gone", folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def root_cause(exc: BaseException) -> BaseException:

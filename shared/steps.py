@@ -266,13 +266,19 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     """Run job number `index` of the plan (one attempt), update its source's breaker, store the result.
 
     A source whose breaker opened during this run is not contacted again: the job is recorded as
-    `skipped_circuit_open`.
+    `skipped_circuit_open`. Idempotent under redelivery: a job whose stored result is already a
+    success returns it, and one whose load committed but whose result was not stored (a crash in
+    between, or a concurrent second delivery) gets its committed result from the lake.
     """
-    from shared.runner import run_job
+    from shared.runner import run_job, unsafe_redelivery
 
     job = services.runs.load_jobs(plan_ref)[index]
+    previous = services.runs.load_result(key, index)
+    if previous is not None and previous.status == SUCCESS and not unsafe_redelivery():
+        return compact(previous, index, attempt)  # delivered again after it finished
     decision = services.breaker.check(job.source_name)
-    previous = services.runs.load_result(key, index) if attempt > 1 else None
+    if attempt == 1:
+        previous = None  # a first attempt has no earlier failure to keep
     if not decision.allowed and previous is not None:
         # The circuit opened between attempts: stop retrying, keep the real failure.
         previous.error = f"{previous.error} (not retried: circuit open)"
@@ -281,7 +287,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     elif not decision.allowed:
         result = _skipped(job, f"circuit open: {decision.reason}")
     else:
-        result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows)
+        result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows, token=job_token(key, index))
         if result.status == SPLIT:
             # Too big for one activity: the orchestration runs one slice activity per range.
             return {"i": index, "status": SPLIT, "slices": result.extra["ranges"], "attempt": attempt, "rows": 0,
@@ -295,12 +301,19 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     return compact(result, index, attempt)
 
 
+def job_token(key: str, index: int) -> str:
+    """Idempotency key of one job of one run: what the lake's commit record carries."""
+    return f"{key}/{index}"
+
+
 def run_planned_slice(
     key: str, plan_ref: str, index: int, slice_no: int, key_range: dict[str, Any], attempt: int, run_id: str,
     services: Services,
 ) -> dict[str, Any]:
-    """One slice of a split table (one attempt) into the staging dataset; breaker updated as for a job."""
-    from shared.runner import run_job
+    """One slice of a split table (one attempt) into its own staging dataset; breaker updated as
+    for a job. The outcome names the staged dataset: the one the orchestration accepts is the one
+    `finish_split` publishes, so a redelivered slice never adds rows."""
+    from shared.runner import run_job, split_id
 
     job = services.runs.load_jobs(plan_ref)[index]
     decision = services.breaker.check(job.source_name)
@@ -308,21 +321,28 @@ def run_planned_slice(
         # A slice that cannot run fails its table; it is not retried.
         result = _job_result(job, FAILED, error=f"circuit open: {decision.reason}", extra={"retryable": False})
     else:
-        result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no)
+        result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no,
+                         split=split_id(job_token(key, index)))
         if result.status == SUCCESS:
             services.breaker.record_success(job.source_name)
         else:
             services.breaker.record_failure(job.source_name, result.error or "failed")
     outcome = compact(result, index, attempt)
-    outcome.update(slice=slice_no, seconds=result.duration_seconds, schema_version=result.schema_version)
+    outcome.update(slice=slice_no, seconds=result.duration_seconds, schema_version=result.schema_version,
+                   staged=result.extra.get("staged"))
     return outcome
 
 
 def finish_split(key: str, plan_ref: str, index: int, slices: list[dict[str, Any]], services: Services) -> dict[str, Any]:
-    """Fan-in of a split table: publish its staged slices as one snapshot, or discard them all."""
-    from shared.runner import discard_staged, publish_staged
+    """Fan-in of a split table: publish its accepted staged slices as one snapshot, or discard
+    them all. Idempotent: delivered again after it published, it returns the stored result."""
+    from shared.runner import discard_staged, publish_staged, split_id, unsafe_redelivery
 
     job = services.runs.load_jobs(plan_ref)[index]
+    previous = services.runs.load_result(key, index)
+    if previous is not None and previous.status == SUCCESS and not unsafe_redelivery():
+        return compact(previous, index, max(s.get("attempt", 1) for s in slices))
+    token = job_token(key, index)
     failed = [s for s in slices if s["status"] != SUCCESS]
     result = _job_result(
         job, FAILED if failed else SUCCESS,
@@ -333,10 +353,13 @@ def finish_split(key: str, plan_ref: str, index: int, slices: list[dict[str, Any
         extra={"slices": len(slices)},
     )
     if failed:
-        discard_staged(job)
+        discard_staged(job, split=split_id(token))
         result.error = f"slice {failed[0].get('slice')} of {len(slices)} failed: {failed[0].get('error')}"
     else:
-        result.files, drift = publish_staged(job)
+        result.files, drift = publish_staged(
+            job, [s["staged"] for s in slices if s.get("staged")], split=split_id(token), token=token,
+            rows=result.rows_processed,
+        )
         if drift:
             result.extra["schema_drift"] = drift
         if result.duration_seconds:

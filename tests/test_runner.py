@@ -14,8 +14,11 @@ def nested_items(n: int) -> list[dict[str, Any]]:
 
 
 def test_failed_load_leaves_no_files_of_the_attempt(rest_server: Any, monkeypatch: Any, lake: Path) -> None:
-    """A nested endpoint loads two tables; the child table's folder is blocked by a file, so the
-    load fails after the parent's file was copied. The parent's file must be removed again."""
+    """A nested endpoint loads two tables; the child table's staging folder is blocked by a file,
+    so the load fails after the parent's file was staged. Nothing of the attempt may stay: not in
+    the lake, not in staging."""
+    from shared.lake import TableLake
+
     server = rest_server({"items": nested_items(20)})
     monkeypatch.setenv("SOURCES__PUBAPI__BASE_URL", server.base_url)
     job = Job("api", "pubapi", "items", "FULL", api_endpoint="items", api_paginator="single_page")
@@ -24,15 +27,26 @@ def test_failed_load_leaves_no_files_of_the_attempt(rest_server: Any, monkeypatc
     assert any("items__tags" in f for f in ok.files) and any("/items/" in f for f in ok.files)
     before = sorted(lake.rglob("*.parquet"))
 
-    blocked = lake / "pubapi" / "items__tags"
-    for path in sorted(blocked.rglob("*"), reverse=True):
-        path.unlink() if path.is_file() else path.rmdir()
-    blocked.rmdir()
-    blocked.write_text("not a folder")
+    import datetime as dt
+
+    # The child table's year folder (`<table>/<YYYY>/...`) is a file: its copy fails, the parent's went through.
+    blocked = lake / "_staging" / "pubapi" / "items" / "ablocked_1" / "items__tags" / f"{dt.datetime.now(dt.timezone.utc):%Y}"
+    recover = TableLake.recover
+
+    def recover_then_block(self: TableLake) -> int:
+        rolled = recover(self)  # (recovery removes stale staging, so block after it)
+        blocked.parent.mkdir(parents=True)
+        blocked.write_text("not a folder")
+        (blocked.parents[1] / "init").write_bytes((lake / "pubapi" / "init").read_bytes())  # dlt's dataset marker
+        return rolled
+
+    monkeypatch.setattr(TableLake, "attempt_name", staticmethod(lambda *a: "ablocked_1"))
+    monkeypatch.setattr(TableLake, "recover", recover_then_block)
     failed = run_job(job, bucket_url=str(lake))
     assert failed.status == "failed" and failed.files == [] and failed.rows_processed == 0
-    after = sorted(lake.rglob("*.parquet"))
-    assert after == [p for p in before if "items__tags" not in str(p)]  # nothing new, nothing lost
+    assert "Not a directory" in (failed.error or "") or "File exists" in (failed.error or "")
+    assert sorted(lake.rglob("*.parquet")) == before  # nothing new, nothing lost
+    assert not (lake / "_staging" / "pubapi" / "items" / "ablocked_1").exists()
 
 
 def test_pipeline_names_are_stable_and_safe() -> None:

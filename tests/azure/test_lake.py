@@ -84,14 +84,17 @@ def test_a_split_table_publishes_its_slices_in_azure(
         split = run_job(job, split_rows=4_000)
         ranges = split.extra["ranges"]
         assert split.status == "split" and len(ranges) == 3
+        staged = []
         for number, key_range in enumerate(ranges):
-            assert run_job(job, key_range=key_range, slice_no=number).status == "success"
-        published, _ = publish_staged(job)
+            part = run_job(job, key_range=key_range, slice_no=number)
+            assert part.status == "success"
+            staged.append(part.extra["staged"])
+        published, _ = publish_staged(job, staged)
         names = [n for n in azure_env.blob_names(azure_env.lake, f"erp/{name}/") if n.endswith(".parquet")]
         assert len(published) == 3 and sorted(names) == sorted(p.split("/", 1)[1] for p in published)
         rows = sum(pq.read_table(io.BytesIO(azure_env.read_blob(azure_env.lake, n))).num_rows for n in names)
         assert rows == 9_000
-        assert not [n for n in azure_env.blob_names(azure_env.lake, f"erp_staging/{name}/") if n.endswith(".parquet")]
+        assert not [n for n in azure_env.blob_names(azure_env.lake, f"_staging/erp/{name}/") if n.endswith(".parquet")]
     finally:
         with pg_engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))

@@ -58,7 +58,7 @@ def test_split_table_lands_as_one_snapshot(big_table: str, pg_engine: sa.Engine,
     assert [str(f) for f in files] == job["files"] and len(files) == 4
     columns = {**COLUMNS, "id": "number"}
     assert parquet_checksums(read_parquet(files), "id") == source_checksums(pg_engine, big_table, "id", columns)
-    assert not (service_env / "lake" / "erp_staging" / big_table).exists()
+    assert not list((service_env / "lake" / "_staging" / "erp" / big_table).glob("*"))  # no staged slice left
 
     again = run(workbook, runtime, big_table)  # same day: the new snapshot replaces the old one
     job = json.loads(Path(again.output["metrics_path"]).read_text())["jobs"][0]
@@ -84,5 +84,5 @@ def test_a_failed_slice_publishes_nothing_and_keeps_the_previous_snapshot(
     job = json.loads(Path(failed.output["metrics_path"]).read_text())["jobs"][0]
     assert job["status"] == "failed" and job["error"] == "slice 2 of 4 failed: simulated slice failure"
     assert lake_files(service_env, big_table) == kept  # the old snapshot is untouched
-    assert not (service_env / "lake" / "erp_staging" / big_table).exists()
+    assert not list((service_env / "lake" / "_staging" / "erp" / big_table).glob("*"))  # no staged slice left
     assert before.succeeded
