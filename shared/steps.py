@@ -132,14 +132,39 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     jobs = plan.enabled_jobs(only)
     if only and not jobs:
         raise PlanError([f"no enabled job matches only={only}"], config)
+    warnings = list(plan.warnings)
+    if services.settings.check_sources:
+        warnings += check_plan_sources(plan, jobs, label)
     ref = services.runs.save_plan(key, jobs)
     return {
         "plan_ref": ref,
         "jobs": [{"i": i, "id": j.job_id, "src": j.source_name, "type": j.source_type} for i, j in enumerate(jobs)],
-        "warnings": plan.warnings[:20],
+        "warnings": warnings[:20],
         "retry": {kind: p.to_dict() for kind, p in services.settings.retry.items()},
         "batch_size": services.settings.batch_size,
     }
+
+
+def check_plan_sources(plan: Any, jobs: list[Job], label: str) -> list[str]:
+    """Check the jobs against their sources (in parallel, bounded in time) before the run starts.
+
+    Returns:
+        Warnings: sources that could not be checked (unreachable, no answer in time). Their jobs
+        still run: they fail and retry, and count on their source's breaker, as without the check.
+
+    Raises:
+        PlanError: Definite problems (a missing table or column, a watermark that does not fit
+            its column), every one named by workbook cell.
+    """
+    from shared.source_check import check_sources
+
+    result = check_sources(plan, jobs)
+    log.info("checked %d source(s), %d job(s) in %.1f s", result.sources, result.jobs, result.seconds)
+    if result.problems:
+        raise PlanError([redact(p) for p in result.problems], label)
+    for line in result.unreachable:
+        log.warning("source check: %s", redact(line))
+    return [f"source check: {redact(line)}" for line in result.unreachable + result.notes]
 
 
 def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:
