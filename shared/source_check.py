@@ -111,13 +111,13 @@ def check_sources(
     Returns:
         Problems, unreachable sources and notes.
     """
-    import shared.sources  # noqa: F401  (loads dlt once here, not under the import lock in every thread)
-
     started = time.monotonic()
     selected = list(plan.enabled_jobs() if jobs is None else jobs)
     by_source: dict[str, list[Job]] = {}
     for job in selected:
         by_source.setdefault(job.source_name, []).append(job)
+    if any(not j.is_api for j in selected):
+        import shared.sources  # noqa: F401  (loads dlt once here, not under the import lock in every thread)
 
     def check_one(name: str) -> _Found:
         return _check_source(plan, by_source[name], resolve, connect_timeout, source_timeout)

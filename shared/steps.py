@@ -134,7 +134,9 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         raise PlanError([f"no enabled job matches only={only}"], config)
     warnings = list(plan.warnings)
     if services.settings.check_sources:
-        warnings += check_plan_sources(plan, jobs, label)
+        # A source whose circuit is open is left alone, as its jobs are (check_breakers skips them).
+        open_now = open_circuits(sorted({j.source_name for j in jobs}), services)
+        warnings += check_plan_sources(plan, [j for j in jobs if j.source_name not in open_now], label)
     ref = services.runs.save_plan(key, jobs)
     return {
         "plan_ref": ref,
