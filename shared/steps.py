@@ -108,7 +108,8 @@ def _ensure_queue(queue: Any) -> None:
 
 
 def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str, Any]:
-    """Read and validate the workbook, snapshot the jobs to run, describe them compactly.
+    """Read and validate the workbook, check the jobs against their sources (unless
+    `INGESTION_CHECK_SOURCES` is false), snapshot the jobs to run, describe them compactly.
 
     Args:
         request: The start request (`config`, `only`, `dry_run`).
@@ -119,7 +120,8 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         `{"plan_ref", "jobs": [{"i", "id", "src", "type"}], "warnings", "retry", "batch_size"}`.
 
     Raises:
-        PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
+        PlanError: The workbook is invalid (every problem listed), `only` matches no job, or a
+            table or column is missing or a watermark does not fit (every cell named).
     """
     from shared.plan import load_plan
     from shared.preflight import check_lake
