@@ -79,12 +79,38 @@ def _preflight_or_exit() -> None:
 
 
 @app.command()
-def validate(config: str = typer.Argument(..., help="The workbook: a .xlsx file, or az://<container>/<name>.xlsx.")) -> None:
-    """Check a workbook; exit 0 when valid, 2 with every problem listed on stderr. Writes nothing."""
+def validate(
+    config: str = typer.Argument(..., help="The workbook: a .xlsx file, or az://<container>/<name>.xlsx."),
+    check_sources: bool = typer.Option(
+        False, "--check-sources",
+        help="Also connect to every source of the enabled jobs and check that tables, schemas and columns exist "
+             "and that last_watermark fits its column (about 5 s at most per unreachable source).",
+    ),
+) -> None:
+    """Check a workbook; exit 0 when valid, 2 with every problem listed on stderr. Writes nothing.
+    Without --check-sources no source is contacted."""
     _setup_logging(False, files=False)
     plan = _load_plan_or_exit(config)
     enabled = plan.enabled_jobs()
-    out.print(f"[green]OK[/]: {len(plan.jobs)} job(s), {len(enabled)} enabled, in {config}", highlight=False)
+    checked = _check_sources_or_exit(plan, enabled, config) if check_sources else ""
+    out.print(f"[green]OK[/]: {len(plan.jobs)} job(s), {len(enabled)} enabled, in {config}{checked}", highlight=False)
+
+
+def _check_sources_or_exit(plan: Plan, jobs: list[Job], config: str) -> str:
+    """Run the source check; print every problem and exit 2, or return a summary for the OK line."""
+    from shared.source_check import check_sources
+
+    result = check_sources(plan, jobs)
+    for note in result.notes:
+        err.print(f"note: {redact(note)}", highlight=False, markup=False)
+    lines = result.problems + result.unreachable
+    if lines:
+        err.print(f"[bold red]{len(lines)} problem(s) in {config}[/] ({result.sources} source(s) checked in "
+                  f"{result.seconds:.1f} s):", highlight=False)
+        for line in lines:
+            err.print(f"  {redact(line)}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    return f"; {result.sources} source(s), {result.jobs} job(s) checked against the sources in {result.seconds:.1f} s"
 
 
 @app.command()

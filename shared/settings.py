@@ -14,6 +14,7 @@ from shared.retry import RetryPolicy, policies_from_env
 
 DEFAULT_PIPELINE_NAME = "metadata_driven_ingestion"
 DEFAULT_BATCH_SIZE = 50
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _running_in_functions(environ: Mapping[str, str]) -> bool:
@@ -46,6 +47,8 @@ class AppSettings:
     """Azure: queue that receives one message per failed or skipped job (`INGESTION_FAILURES_QUEUE`)."""
     split_rows: int = 20_000_000
     """A FULL SQL table estimated above this many rows runs as several slice activities (`INGESTION_SPLIT_ROWS`)."""
+    check_sources: bool = True
+    """`load_plan` checks tables, columns and watermarks against the sources before the run (`INGESTION_CHECK_SOURCES`)."""
     retry: Mapping[str, RetryPolicy] = field(default_factory=dict)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     throughput_floor: float = 1000.0
@@ -65,6 +68,9 @@ class AppSettings:
         batch = environ.get("INGESTION_BATCH_SIZE") or str(DEFAULT_BATCH_SIZE)
         if not batch.isdigit() or int(batch) < 1:
             raise ValueError(f"INGESTION_BATCH_SIZE: {batch!r} is not a whole number >= 1")
+        check = (environ.get("INGESTION_CHECK_SOURCES") or "true").strip().lower()
+        if check not in _TRUE + _FALSE:
+            raise ValueError(f"INGESTION_CHECK_SOURCES: {check!r} is not true or false")
         return cls(
             state_dir=path("INGESTION_STATE_DIR", ".ingestion"),
             metrics_dir=path("INGESTION_METRICS_DIR", "metrics"),
@@ -77,6 +83,7 @@ class AppSettings:
             config_container=environ.get("CONFIG_CONTAINER") or "config",
             breaker_table=environ.get("INGESTION_BREAKER_TABLE") or "ingestionbreakers",
             failures_queue=environ.get("INGESTION_FAILURES_QUEUE") or "ingestion-failures",
+            check_sources=check in _TRUE,
             retry=policies_from_env(environ),
             breaker=BreakerSettings.from_env(environ),
             throughput_floor=throughput_floor_from_env(environ),

@@ -108,7 +108,8 @@ def _ensure_queue(queue: Any) -> None:
 
 
 def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str, Any]:
-    """Read and validate the workbook, snapshot the jobs to run, describe them compactly.
+    """Read and validate the workbook, check the jobs against their sources (unless
+    `INGESTION_CHECK_SOURCES` is false), snapshot the jobs to run, describe them compactly.
 
     Args:
         request: The start request (`config`, `only`, `dry_run`).
@@ -119,7 +120,8 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         `{"plan_ref", "jobs": [{"i", "id", "src", "type"}], "warnings", "retry", "batch_size"}`.
 
     Raises:
-        PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
+        PlanError: The workbook is invalid (every problem listed), `only` matches no job, or a
+            table or column is missing or a watermark does not fit (every cell named).
     """
     from shared.plan import load_plan
     from shared.preflight import check_lake
@@ -132,14 +134,41 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     jobs = plan.enabled_jobs(only)
     if only and not jobs:
         raise PlanError([f"no enabled job matches only={only}"], config)
+    warnings = list(plan.warnings)
+    if services.settings.check_sources:
+        # A source whose circuit is open is left alone, as its jobs are (check_breakers skips them).
+        open_now = open_circuits(sorted({j.source_name for j in jobs}), services)
+        warnings += check_plan_sources(plan, [j for j in jobs if j.source_name not in open_now], label)
     ref = services.runs.save_plan(key, jobs)
     return {
         "plan_ref": ref,
         "jobs": [{"i": i, "id": j.job_id, "src": j.source_name, "type": j.source_type} for i, j in enumerate(jobs)],
-        "warnings": plan.warnings[:20],
+        "warnings": warnings[:20],
         "retry": {kind: p.to_dict() for kind, p in services.settings.retry.items()},
         "batch_size": services.settings.batch_size,
     }
+
+
+def check_plan_sources(plan: Any, jobs: list[Job], label: str) -> list[str]:
+    """Check the jobs against their sources (in parallel, bounded in time) before the run starts.
+
+    Returns:
+        Warnings: sources that could not be checked (unreachable, no answer in time). Their jobs
+        still run: they fail and retry, and count on their source's breaker, as without the check.
+
+    Raises:
+        PlanError: Definite problems (a missing table or column, a watermark that does not fit
+            its column), every one named by workbook cell.
+    """
+    from shared.source_check import check_sources
+
+    result = check_sources(plan, jobs)
+    log.info("checked %d source(s), %d job(s) in %.1f s", result.sources, result.jobs, result.seconds)
+    if result.problems:
+        raise PlanError([redact(p) for p in result.problems], label)
+    for line in result.unreachable:
+        log.warning("source check: %s", redact(line))
+    return [f"source check: {redact(line)}" for line in result.unreachable + result.notes]
 
 
 def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:

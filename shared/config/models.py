@@ -111,6 +111,16 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     source: str = ""
     """Where the workbook came from (path or blob URL), for messages."""
+    sheet: str = "SourceConfig"
+    """Title of the jobs sheet, to name cells in later checks (`SourceConfig!C7`)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """Column letter of each column in the sheet (`{"table_name": "C"}`), to name cells."""
+
+    def cell(self, job: Job, column: str) -> str:
+        """`SourceConfig!C7 (table_name)`: where a job's value sits; the whole row when unknown."""
+        letter = self.columns.get(column)
+        where = f"{letter}{job.row}" if letter and job.row else f"{job.row}:{job.row}" if job.row else "?"
+        return f"{self.sheet}!{where} ({column})"
 
     def enabled_jobs(self, only: Optional[list[str]] = None) -> list[Job]:
         """Enabled jobs, optionally narrowed by `source` / `source.table` selectors."""

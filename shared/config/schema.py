@@ -9,8 +9,9 @@ schema describes (`to_json_value`), guided by the custom keys of a property:
 
 - `x-case`: `lower` / `upper`, applied to text after trimming.
 - `x-kind`: `boolean_yn` (Y/N and friends, listed in `x-true-values` / `x-false-values`),
-  `json_object` (JSON text), `csv_identifiers` (comma-separated names), `watermark`
-  (Excel dates become ISO 8601 text, integral floats become ints).
+  `json_object` (JSON text), `csv_identifiers` (comma-separated names; empty parts and
+  names given twice are errors), `watermark` (Excel dates become ISO 8601 text, integral floats
+  become ints; text must be an ISO 8601 date or date-time, or a number).
 - `x-allowed`: what a pattern allows, in words, for messages and header comments.
 
 Only the columns in the schema's `required` must be in the header; any other column may be
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 from jsonschema import Draft202012Validator
 
@@ -282,8 +285,7 @@ def to_json_value(column: Column, value: Any) -> Any:
         text = _to_text(column.spec, value)
         if not isinstance(text, str):
             return text
-        items = [part.strip() for part in text.split(",")]
-        return [item for item in items if item] or None
+        return _to_identifier_list(text)
     if kind == "watermark":
         return _to_watermark(value)
     if "integer" in column.types:
@@ -356,11 +358,82 @@ def _to_json_object(value: Any) -> Any:
         raise CellValueError(f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}") from None
 
 
+def _to_identifier_list(text: str) -> list[str]:
+    """`'id, line_no'` -> `['id', 'line_no']`; an empty part or a name given twice is an error,
+    since either usually means a name went missing or was typed twice by mistake."""
+    items = [part.strip() for part in text.split(",")]
+    empty = [i for i, item in enumerate(items, start=1) if not item]
+    if empty:
+        raise CellValueError(
+            f"{quote_value(text)} has an empty name (part {empty[0]} of {len(items)}): "
+            "two commas in a row, or a comma at the start or end"
+        )
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.lower() in seen:
+            raise CellValueError(f"{quote_value(text)} names {seen[item.lower()]} twice (compared ignoring case)")
+        seen[item.lower()] = item
+    return items
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}"  # the date
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"  # optionally a time
+    r"(?:Z|[+-]\d{2}:?\d{2})?)?"  # with an optional offset
+)
+
+
+def parse_watermark(value: Any) -> Union[dt.date, dt.datetime, int, Decimal]:
+    """Parse a `last_watermark` value (after `to_json_value`) into a date, date-time or number.
+
+    Accepted text is an ISO 8601 date (`2024-01-31`), date and time (`2024-01-31T08:00:00`, a
+    space instead of `T`, seconds and fractions optional) with an optional offset (`Z`,
+    `+02:00`), or a decimal number. `shared.sources.base.coerce_watermark` parses the same
+    shapes at run time, so whatever passes here can seed the cursor.
+
+    Raises:
+        ValueError: Anything else (`2024-13-45`, `yesterday`, `0; drop table big`, NaN).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{quote_value(value)} is not a date, timestamp or number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(str(value))
+    text = value.strip() if isinstance(value, str) else None
+    if text and _NUMBER.fullmatch(text):
+        return int(text) if re.fullmatch(r"[+-]?\d+", text) else Decimal(text)
+    if text and _DATE_TIME.fullmatch(text):
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            return dt.datetime.fromisoformat(text)
+        except ValueError:
+            pass  # e.g. month 13: the shape is right but the date does not exist
+    raise ValueError(f"{quote_value(value)} is not a date, timestamp or number")
+
+
+def quote_value(value: Any, limit: int = 60) -> str:
+    """A cell value quoted for a message, bounded to `limit` characters."""
+    text = cell_text(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"'{text}'"
+
+
 def _to_watermark(value: Any) -> Any:
     if isinstance(value, bool):
-        return value
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value  # the schema's type check reports it
+    if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, dt.time):
+        raise CellValueError(f"{quote_value(value.isoformat())} is a time of day without a date")
+    if isinstance(value, (str, int, float)):
+        try:
+            parse_watermark(value)
+        except ValueError as exc:
+            raise CellValueError(str(exc)) from None
     return value

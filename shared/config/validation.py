@@ -54,6 +54,9 @@ class ValidationReport:
     problems: list[str] = field(default_factory=list)
     """One line per problem, in sheet order; empty means the workbook is valid."""
     source: str = ""
+    sheet: str = "SourceConfig"
+    columns: dict[str, str] = field(default_factory=dict)
+    """Column letter of each known column, by name."""
 
     @property
     def ok(self) -> bool:
@@ -64,7 +67,10 @@ class ValidationReport:
         """The plan, or `PlanError` carrying every problem."""
         if self.problems:
             raise PlanError(self.problems, self.source)
-        return Plan(jobs=list(self.jobs), warnings=list(self.warnings), source=self.source)
+        return Plan(
+            jobs=list(self.jobs), warnings=list(self.warnings), source=self.source, sheet=self.sheet,
+            columns=dict(self.columns),
+        )
 
 
 def build_plan(
@@ -123,6 +129,8 @@ def validate_workbook(
         warnings=checker.warnings,
         problems=[message for _, message in sorted(checker.problems, key=lambda p: p[0])],
         source=label,
+        sheet=sheet.title,
+        columns={column.name: get_column_letter(number) for number, column in checker.columns.items()},
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import struct
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -28,6 +30,22 @@ MAX_BYTES = 20 * 1024 * 1024
 
 MAX_CELLS = 2_000_000
 """Cap on the sheet's used range; a stray value in a far corner would otherwise cost minutes."""
+
+MAX_UNCOMPRESSED_BYTES = 32 * 1024 * 1024
+"""Cap on the sum of the zip members' sizes, checked before anything is decompressed: a small
+file can expand a thousandfold (a 410 KB file held a 400 MB shared-strings part), and openpyxl
+holds everything it parses in memory, twice (values and formulas). The template is ~50 KB."""
+
+MAX_STORED_CELLS = 250_000
+"""Cap on the cells stored in all worksheets together, counted in the XML before openpyxl parses
+it (each parsed cell costs hundreds of bytes, twice). 10,000 jobs of 17 columns fit."""
+
+MAX_ZIP_MEMBERS = 10_000
+"""Cap on the zip's entries, read from its end record before Python builds its directory."""
+
+_REASON_MAX = 120  # characters of a library's error text quoted in a message
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")  # <c r="A1" ...> or <x:c ...>, not <col> or <cfRule>
+_SCAN_CHUNK = 1 << 20
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # An encrypted .xlsx is an OLE container holding an "EncryptionInfo" stream (UTF-16 name).
@@ -169,14 +187,19 @@ def check_xlsx_bytes(data: bytes) -> None:
 
 
 def _check_zip(data: bytes) -> None:
+    _check_member_count(data)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-            mimetype = archive.read("mimetype").decode("ascii", "replace") if "mimetype" in names else ""
-    except zipfile.BadZipFile as exc:
-        raise WorkbookError(f"the .xlsx file is damaged ({exc}); save it again from Excel") from None
-    if "xl/workbook.xml" in names:
-        return
+            if "xl/workbook.xml" in names:
+                _check_expanded_size(archive)
+                _check_cell_count(archive)
+                return
+            mimetype = _read_small(archive, "mimetype") if "mimetype" in names else ""
+    except WorkbookError:
+        raise
+    except Exception as exc:  # BadZipFile, NotImplementedError (odd versions), zlib.error, EOFError...
+        raise WorkbookError(f"the .xlsx file is damaged ({safe_reason(exc)}); save it again from Excel") from None
     if "xl/workbook.bin" in names:
         raise WorkbookError(f"this is a binary Excel workbook (.xlsb), not .xlsx; {_SAVE_AS}")
     if "opendocument.spreadsheet" in mimetype:
@@ -184,6 +207,103 @@ def _check_zip(data: bytes) -> None:
     if any(n.startswith("word/") for n in names):
         raise WorkbookError("this is a Word document, not an Excel .xlsx workbook")
     raise WorkbookError("this is a zip archive but not an Excel workbook (it has no xl/workbook.xml)")
+
+
+def _check_member_count(data: bytes) -> None:
+    """Refuse a zip with very many entries before `zipfile` builds an object for each.
+
+    The count is in the end-of-central-directory record (the last 22 bytes plus a comment of
+    at most 64 KB); a zip64 archive (count 0xFFFF) is far beyond any workbook too.
+    """
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end < 0 or end + 22 > len(data):
+        return  # no end record: zipfile reports the damage
+    (entries,) = struct.unpack_from("<H", data, end + 10)
+    if entries > MAX_ZIP_MEMBERS:
+        raise WorkbookError(
+            f"the .xlsx file holds {'more than 65,535' if entries == 0xFFFF else f'{entries:,}'} parts; "
+            f"a workbook has a few dozen (at most {MAX_ZIP_MEMBERS:,} are read); save it again from Excel"
+        )
+
+
+def _check_expanded_size(archive: zipfile.ZipFile) -> None:
+    """Refuse a workbook whose parts expand beyond `MAX_UNCOMPRESSED_BYTES`, before reading any.
+
+    `zipfile` never yields more than a member's declared size (a member that lies fails its
+    CRC check), so the declared sizes bound what openpyxl can be made to parse.
+    """
+    members = archive.infolist()
+    total = sum(m.file_size for m in members)
+    if total <= MAX_UNCOMPRESSED_BYTES:
+        return
+    largest = max(members, key=lambda m: m.file_size)
+    raise WorkbookError(
+        f"the workbook expands to {total / 1_048_576:,.0f} MB when unzipped (largest part "
+        f"{_printable(largest.filename, 60)}: {largest.file_size / 1_048_576:,.0f} MB); a jobs workbook expands "
+        f"to well under {MAX_UNCOMPRESSED_BYTES // 1_048_576} MB: remove the extra content (or start from the "
+        "template) and save again"
+    )
+
+
+def _check_cell_count(archive: zipfile.ZipFile) -> None:
+    """Refuse more than `MAX_STORED_CELLS` cells in all worksheets together."""
+    count, member = count_cells(archive, MAX_STORED_CELLS)
+    if count > MAX_STORED_CELLS:
+        raise WorkbookError(
+            f"the workbook stores more than {MAX_STORED_CELLS:,} cells (found so far in "
+            f"{_printable(member, 60)}); a jobs list needs far fewer: delete unused sheets and rows and save again"
+        )
+
+
+def count_cells(archive: zipfile.ZipFile, stop_above: int) -> tuple[int, str]:
+    """Count the `<c>` elements of every worksheet part, streaming in `_SCAN_CHUNK` pieces.
+
+    Returns:
+        The count (stops early once above `stop_above`) and the part being read last.
+    """
+    count, last = 0, ""
+    for member in archive.infolist():
+        if not (member.filename.startswith("xl/worksheets/") and member.filename.endswith(".xml")):
+            continue
+        last, carry = member.filename, b""
+        with archive.open(member) as stream:
+            while True:
+                chunk = stream.read(_SCAN_CHUNK)
+                buffer = carry + chunk
+                # A tag may straddle two chunks: count the tags that start before the last 64
+                # bytes and carry those bytes into the next round.
+                limit = len(buffer) if not chunk else max(0, len(buffer) - 64)
+                count += sum(1 for m in _CELL_TAG.finditer(buffer) if m.start() < limit)
+                if count > stop_above:
+                    return count, last
+                if not chunk:
+                    break
+                carry = buffer[limit:]
+    return count, last
+
+
+def _read_small(archive: zipfile.ZipFile, name: str, limit: int = 256) -> str:
+    with archive.open(name) as stream:
+        return stream.read(limit).decode("ascii", "replace")
+
+
+def safe_reason(exc: BaseException, limit: int = _REASON_MAX) -> str:
+    """A library's error as `Type: text`, fit to quote: first line only, byte strings and
+    unprintable characters removed, at most `limit` characters (damaged files put raw bytes
+    into messages, e.g. zipfile's 'File name in directory ... and header b'...' differ')."""
+    text = str(exc).splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r"""(?<!\w)b(?:'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?)""", "<bytes>", text)
+    text = re.sub(r"(?:\\x[0-9a-fA-F]{2})+", "?", text)
+    name = type(exc).__name__
+    if name == "error":  # zlib.error, struct.error
+        name = f"{type(exc).__module__}.error"
+    text = _printable(text, limit - len(name) - 2)
+    return f"{name}: {text}" if text else name
+
+
+def _printable(text: str, limit: int) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
 
 
 def _describe_non_zip(data: bytes) -> str:
@@ -212,9 +332,7 @@ def _load(data: bytes, *, data_only: bool) -> openpyxl.Workbook:
             warnings.simplefilter("ignore")
             return openpyxl.load_workbook(io.BytesIO(data), data_only=data_only)
     except Exception as exc:  # openpyxl raises KeyError, ValueError, TypeError... on odd files
-        raise WorkbookError(
-            f"cannot read the workbook ({type(exc).__name__}: {exc}); save it again from Excel"
-        ) from None
+        raise WorkbookError(f"cannot read the workbook ({safe_reason(exc)}); save it again from Excel") from None
 
 
 def _find_sheet(names: list[str], wanted: str) -> tuple[str, Optional[str]]:

@@ -357,11 +357,11 @@ def test_vertical_merge_is_reported_once(write_sheet: Any) -> None:
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        ("last_watermark", True, "'TRUE' is not text or a whole number or a number; allowed: a date/time"),
+        ("last_watermark", True, "'TRUE' is not text or a whole number or a number; allowed: a date (2024-01-31)"),
         ("table_name", dt.datetime(2024, 5, 1), "'2024-05-01 00:00:00' is not text; allowed: letters"),
         ("chunk_size", 1500.5, "1500.5 is not a whole number; allowed: a whole number from 1,000"),
         ("api_endpoint", "/v1/my orders", "'/v1/my orders' is not a valid API endpoint; allowed: a path"),
-        ("primary_key", "id, id", "'id, id' lists the same name twice; allowed: column names separated"),
+        ("primary_key", "id, id", "'id, id' names id twice (compared ignoring case); allowed: column names separated"),
         (
             "api_params",
             "{\u201cstate\u201d: 1}",

@@ -113,7 +113,7 @@ def test_five_hundred_jobs_fan_out_in_batches_with_bounded_histories(
 ) -> None:
     """The job body is replaced by a fast stand-in that stores a result like the real one: this test
     is about the orchestration (batches, history sizes, memory), not about dlt."""
-    sqlite_source("tiny", 1)
+    sqlite_source("tiny", 500)  # load_plan checks that every table exists
     path = workbook([{"source_type": "sqlite", "source_name": "tiny", "table_name": f"t{i}"} for i in range(500)])
 
     def fast_job(key: str, plan_ref: str, index: int, attempt: int, run_id: str, services: steps.Services) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def test_a_new_run_never_reuses_the_batch_ids_of_a_terminated_run_still_running(
 
     monkeypatch.setattr(steps, "run_planned_job", blocked_job)
     monkeypatch.setenv("INGESTION_BATCH_SIZE", "2")
-    sqlite_source("tiny", 1)
+    sqlite_source("tiny", 3)  # load_plan checks that every table exists
     path = workbook([{"source_type": "sqlite", "source_name": "tiny", "table_name": f"t{i}"} for i in range(3)])
     rt = runtime(max_parallel=8)
     try:
@@ -275,7 +275,7 @@ def test_retries_while_other_jobs_run_start_on_time_in_azure_and_land_on_their_j
         return steps.compact(result, index, attempt)
 
     monkeypatch.setattr(steps, "run_planned_job", scripted_job)
-    sqlite_source("tiny", 1)
+    sqlite_source("tiny", len(script))  # load_plan checks that every table exists
     path = workbook([{"source_type": "sqlite", "source_name": "tiny", "table_name": t} for t in script])
     result = runtime(max_parallel=8, virtual_time=True).run(ORCHESTRATOR, request(path), timeout=TIMEOUT)
     assert result.succeeded, result.error
