@@ -86,6 +86,10 @@ def tables(pg_engine: sa.Engine, mariadb_engine: sa.Engine, unique_name: Any) ->
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
 
 
+BREAKER_TIMEOUT = 8
+"""Seconds a circuit stays open: long enough for a CLI to start on a loaded 2-core machine."""
+
+
 def _env(legacy_port: int) -> dict[str, str]:
     return {
         "SOURCES__ERP__HOST": "127.0.0.1", "SOURCES__ERP__DATABASE": "test", "SOURCES__ERP__USERNAME": "postgres",
@@ -93,7 +97,7 @@ def _env(legacy_port: int) -> dict[str, str]:
         "SOURCES__LEGACY__HOST": "127.0.0.1", "SOURCES__LEGACY__PORT": str(legacy_port),
         "SOURCES__LEGACY__DATABASE": "test", "SOURCES__LEGACY__USERNAME": "postgres",
         "RETRY_DATABASE_FIRST_INTERVAL_MS": "300",
-        "CIRCUIT_BREAKER_TIMEOUT_SECONDS": "3",
+        "CIRCUIT_BREAKER_TIMEOUT_SECONDS": str(BREAKER_TIMEOUT),
     }
 
 
@@ -160,14 +164,14 @@ def test_down_source_retries_opens_its_circuit_then_recovers(
     assert down_server.accepted == before
 
     # 3. After the timeout a half-open trial runs; the source is still down, so the circuit re-opens.
-    time.sleep(3.2)
+    time.sleep(BREAKER_TIMEOUT + 0.2)
     third = cli("run", str(workbook), "--only", "legacy", "--metrics-out", str(tmp_path / "m3.json"), cwd=tmp_path, env=env)
     assert third.returncode == 1
     assert down_server.accepted > before
     assert "failed" in {j["status"] for j in _metrics(tmp_path / "m3.json")["jobs"]}
 
     # 4. The source is back: after the timeout the trial succeeds and the circuit closes.
-    time.sleep(3.2)
+    time.sleep(BREAKER_TIMEOUT + 0.2)
     back = {**env, "SOURCES__LEGACY__PORT": "5432"}
     fourth = cli("run", str(workbook), "--only", "legacy", "--metrics-out", str(tmp_path / "m4.json"), cwd=tmp_path, env=back)
     assert fourth.returncode == 0, fourth.stdout + fourth.stderr
