@@ -19,12 +19,17 @@ virtual time. Orchestrator code cannot tell the two runtimes apart.
     starter = runtime.functions.clients["http_start"]
     response = await starter.fn(request, **{starter.parameter: LocalDurableClient(runtime)})
 
+`faults=Faults(...)` models Durable's at-least-once delivery (seeded redeliveries, kills and
+concurrent duplicates of activities; see `faults.py`).
+
 Tests use `virtual_time=True` (timers fire as soon as nothing else can progress) and
 `activity_sleep` to give activities a duration in that clock.
 """
 
 from .client import LocalDurableClient, LocalManagementApi, client_binding
 from .clock import activity_sleep
+from .faults import (KILL, MODES, REDELIVER, TWICE, ActivityKilled, FaultRule, Faults,
+                     InjectedFault)
 from .functions import (ActivityFunction, ClientFunction, FunctionIndex, OrchestratorFunction,
                         index_app)
 from .models import (COMPLETED, FAILED, PENDING, RUNNING, TERMINATED, OrchestrationResult,
@@ -37,7 +42,15 @@ __all__ = [
     "PENDING",
     "RUNNING",
     "TERMINATED",
+    "KILL",
+    "MODES",
+    "REDELIVER",
+    "TWICE",
     "ActivityFunction",
+    "ActivityKilled",
+    "FaultRule",
+    "Faults",
+    "InjectedFault",
     "ClientFunction",
     "FunctionIndex",
     "LocalDurableClient",

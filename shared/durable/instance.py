@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Optional, Union
 
 from .actions import ActionTracker
+from .faults import Decision
 from .functions import ActivityFunction, OrchestratorFunction
 from .models import PENDING
 
@@ -91,6 +92,10 @@ class ActivityJob:
     task_id: int
     activity: ActivityFunction
     input_json: Optional[str]
+    fault: Optional[Decision] = None
+    """An at-least-once fault to inject into this delivery (`faults.Faults`), if any."""
+    occurrence: int = 0
+    """Which scheduling of this activity name in the runtime this is (1 = the first)."""
 
 
 class Instance:

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Optional
@@ -38,6 +38,8 @@ from . import history
 from .actions import (COMPOUND_TYPES, ActionNode, compound_kind, describe,
                       find_nondeterminism, signature)
 from .clock import Clock, RealClock, VirtualClock, bind_activity_clock
+from .faults import (KILL, REDELIVER, TWICE, DuplicateRace, Faults, InjectedFault, describe_kill,
+                     run_traced)
 from .functions import (FunctionIndex, OrchestratorFunction, describe_failure, index_app,
                         orchestrator_failure)
 from .ids import instance_id_problem
@@ -88,6 +90,9 @@ class LocalDurableRuntime:
             `current_utc_datetime` jumping to their FireAt. For tests.
         on_status: Called as `on_status(instance_id, custom_status)` from the dispatcher thread
             whenever an instance's custom status changes. Keep it quick.
+        faults: Model Durable's at-least-once delivery: seeded redeliveries, kills and
+            concurrent duplicates of activities (`faults.Faults`; off by default). Meant for
+            real-time runs: a concurrent duplicate is not counted by the virtual clock.
 
     Example:
         >>> runtime = LocalDurableRuntime(app)
@@ -96,7 +101,8 @@ class LocalDurableRuntime:
     """
 
     def __init__(self, app: Any, *, max_parallel: Optional[int] = None,
-                 virtual_time: bool = False, on_status: Optional[StatusCallback] = None) -> None:
+                 virtual_time: bool = False, on_status: Optional[StatusCallback] = None,
+                 faults: Optional[Faults] = None) -> None:
         self._index: FunctionIndex = index_app(app)
         self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
@@ -117,6 +123,12 @@ class LocalDurableRuntime:
         self._dispatcher: Optional[threading.Thread] = None
         self._closed = False
         self._callback_seconds = 0.0
+        self._faults = faults
+        self._occurrences: Counter[str] = Counter()
+        self._fault_counts: Counter[str] = Counter()
+        self._injected: list[InjectedFault] = []
+        self._duplicates: list[threading.Thread] = []
+        self._lengths: dict[str, int] = {}
         self.stats = RuntimeStats()
         """Counters for the bookkeeping measurement (`bench_runtime.py`)."""
 
@@ -135,6 +147,38 @@ class LocalDurableRuntime:
     def now(self) -> datetime:
         """The runtime's current time (virtual or real UTC)."""
         return self._clock.now()
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Faults injected so far, by mode (`faults.MODES`); modes never injected are absent."""
+        with self._lock:
+            return dict(self._fault_counts)
+
+    @property
+    def injected_faults(self) -> list[InjectedFault]:
+        """Every fault injected so far, in the order they happened."""
+        with self._lock:
+            return list(self._injected)
+
+    @property
+    def activity_lengths(self) -> dict[str, int]:
+        """Call events of the last complete traced run of each activity in this runtime
+        (only when faults trace activities: kills configured, or `Faults.measure`)."""
+        with self._lock:
+            return dict(self._lengths)
+
+    def join_activities(self, timeout: Optional[float] = None) -> bool:
+        """Wait for discarded duplicate executions still running (`join_duplicates=False`).
+
+        Returns:
+            True when none is left running.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._duplicates)
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
 
     def start(self, orchestrator_name: str, input: Any = None,
               instance_id: Optional[str] = None) -> str:
@@ -453,19 +497,98 @@ class LocalDurableRuntime:
     # --- activities ---------------------------------------------------------------------------
 
     def _run_activity(self, job: ActivityJob) -> None:
-        try:
-            result = job.activity.invoke(job.input_json)
-            outcome = Outcome(job.task_id, False, True, self.now(), result=result)
-        except BaseException as exc:  # noqa: BLE001 - any failure is the activity's outcome
-            reason, details = describe_failure(exc)
-            outcome = Outcome(job.task_id, False, False, self.now(), reason=reason,
-                               details=details)
+        fault = job.fault
+        if fault is None:
+            self._deliver(job, self._execute(job), free_slot=True)
+        elif fault.mode == REDELIVER:
+            first = self._execute(job)
+            self._record_fault(job, REDELIVER, f"the run ended ({_ending(first)}) but its result "
+                                               f"was not recorded; running it again")
+            self._deliver(job, self._execute(job), free_slot=True)
+        elif fault.mode == KILL:
+            assert self._faults is not None
+            point = fault.kill_point(self._faults.kill_calls)
+            _, _, switch = run_traced(lambda: job.activity.invoke(job.input_json),
+                                      job.activity.name, point)
+            self._record_fault(job, KILL, describe_kill(switch, point) + "; running it again")
+            self._deliver(job, self._execute(job), free_slot=True)
+        elif fault.mode == TWICE:
+            self._run_twice(job, fault.duplicate_delay)
+
+    def _run_twice(self, job: ActivityJob, delay: float) -> None:
+        """Run the delivery on this pool thread and a duplicate on a thread of its own."""
+        assert self._faults is not None
+        join = self._faults.join_duplicates
+        race = DuplicateRace()
+        outcomes: dict[str, Outcome] = {}
+
+        def finished(copy: str, outcome: Outcome) -> None:
+            outcomes[copy] = outcome
+            if not race.finish(copy):
+                log.info("fault %s: %s #%d (task %d of %s): the %s copy ended second (%s); "
+                         "its result is discarded", TWICE, job.activity.name, job.occurrence,
+                         job.task_id, job.instance_id, copy, _ending(outcome))
+            elif not join:
+                self._deliver(job, outcome, free_slot=copy == "original")
+
+        def duplicate() -> None:
+            bind_activity_clock(self._clock)
+            time.sleep(delay)
+            finished("duplicate", self._execute(job))
+
+        thread = threading.Thread(target=duplicate, name="durable-activity-duplicate", daemon=True)
         with self._lock:
-            self._pool.job_finished()
+            self._duplicates = [t for t in self._duplicates if t.is_alive()] + [thread]
+        self._record_fault(job, TWICE, f"a duplicate starts {delay * 1000:.0f} ms after the "
+                                       f"original; the first to finish is recorded")
+        thread.start()
+        finished("original", self._execute(job))
+        if join:
+            race.both_ended.wait()
+            assert race.winner is not None
+            self._deliver(job, outcomes[race.winner], free_slot=True)
+        elif race.winner != "original":
+            with self._lock:
+                self._pool.job_finished()
+
+    def _execute(self, job: ActivityJob) -> Outcome:
+        """Run the activity once; traced (to learn its length) when kills are configured."""
+        faults = self._faults
+        error: Optional[BaseException] = None
+        result = ""
+        if faults is not None and faults.traces and faults.applies_to(job.activity.name):
+            result, error, switch = run_traced(lambda: job.activity.invoke(job.input_json),
+                                               job.activity.name, None)
+            if error is None:
+                with self._lock:
+                    self._lengths[job.activity.name] = switch.calls
+        else:
+            try:
+                result = job.activity.invoke(job.input_json)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the activity's outcome
+                error = exc
+        if error is None:
+            return Outcome(job.task_id, False, True, self.now(), result=result)
+        reason, details = describe_failure(error)
+        return Outcome(job.task_id, False, False, self.now(), reason=reason, details=details)
+
+    def _deliver(self, job: ActivityJob, outcome: Outcome, free_slot: bool) -> None:
+        """Post an outcome to the instance's inbox; `free_slot` when its pool thread is done."""
+        with self._lock:
+            if free_slot:
+                self._pool.job_finished()
             self.stats.activities += 1
             outcome.at = self.now()
             self._post_locked(job.instance_id, job.execution_id, outcome)
             self._wakeup.notify_all()
+
+    def _record_fault(self, job: ActivityJob, mode: str, detail: str) -> None:
+        log.info("fault %s: %s #%d (task %d of %s): %s", mode, job.activity.name, job.occurrence,
+                 job.task_id, job.instance_id, detail)
+        with self._lock:
+            self._fault_counts[mode] += 1
+            self._injected.append(InjectedFault(mode, job.activity.name, job.occurrence,
+                                                job.instance_id, job.task_id, detail))
 
     # --- episodes -----------------------------------------------------------------------------
 
@@ -618,8 +741,14 @@ class LocalDurableRuntime:
                     f"{', '.join(sorted(self._index.activities)) or 'none'})")
             episode.outgoing.append(history.task_scheduled(episode.now, task_id, name,
                                                            input_json))
-            episode.activities.append(ActivityJob(instance.instance_id, instance.execution_id,
-                                                   task_id, activity, input_json))
+            job = ActivityJob(instance.instance_id, instance.execution_id, task_id, activity,
+                              input_json)
+            if self._faults is not None:
+                # Counted here, on the dispatcher thread, in scheduling order.
+                self._occurrences[name] += 1
+                job.occurrence = self._occurrences[name]
+                job.fault = self._faults.decide(name, job.occurrence)
+            episode.activities.append(job)
             return
         if name not in self._index.orchestrators:
             raise _ScheduleError(
@@ -829,3 +958,7 @@ class LocalDurableRuntime:
     def _warn(instance: Instance, text: str) -> None:
         instance.warnings.append(text)
         log.warning(text)
+
+
+def _ending(outcome: Outcome) -> str:
+    return "ok" if outcome.ok else f"failed: {outcome.reason[:200]}"

@@ -29,6 +29,10 @@ class Ledger:
         self._lock = threading.Lock()
         self.attempts: Counter[str] = Counter()
         self.finished: Counter[str] = Counter()
+        self.steps: dict[str, list[int]] = {}
+        """Per key, the steps each execution of `busy` completed (one entry per execution)."""
+        self.spans: dict[str, list[tuple[float, float]]] = {}
+        """Per key, (start, end) of each execution of `busy` that ended."""
 
     def begin(self, key: str) -> int:
         with self._lock:
@@ -47,6 +51,8 @@ class Ledger:
         with self._lock:
             self.attempts.clear()
             self.finished.clear()
+            self.steps.clear()
+            self.spans.clear()
 
 
 LEDGER = Ledger()
@@ -111,6 +117,46 @@ def double_with_binding_name(value: int) -> int:
 async def async_double(value: int) -> int:
     """Async activities are awaited like the worker does."""
     return value * 2
+
+
+def _step(value: int) -> int:
+    return value + 1
+
+
+@app.activity_trigger(input_name="job")
+def busy(job: dict) -> dict:
+    """Do `steps` small Python calls (sleeping `sleep` s in total), recording progress.
+
+    An `except Exception` around the work shows that an injected kill is not caught by it.
+    """
+    key = job["key"]
+    attempt = LEDGER.begin(key)
+    start = time.monotonic()
+    with LEDGER._lock:
+        LEDGER.steps.setdefault(key, []).append(0)
+        slot = len(LEDGER.steps[key]) - 1
+    try:
+        total = 0
+        for _ in range(job["steps"]):
+            total = _step(total)
+            with LEDGER._lock:
+                LEDGER.steps[key][slot] = total
+            if job.get("sleep"):
+                time.sleep(job["sleep"] / job["steps"])
+        return {"key": key, "attempt": attempt, "steps": total}
+    except Exception:
+        LEDGER.begin(f"{key}:caught")
+        raise
+    finally:
+        with LEDGER._lock:
+            LEDGER.spans.setdefault(key, []).append((start, time.monotonic()))
+        LEDGER.end(key)
+
+
+@app.orchestration_trigger(context_name="context")
+def busy_jobs(context: df.DurableOrchestrationContext):
+    """Run `busy` for every job in parallel; return the results."""
+    return (yield context.task_all([context.call_activity("busy", job) for job in context.get_input()]))
 
 
 # --- orchestrators --------------------------------------------------------------------------
