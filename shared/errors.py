@@ -192,7 +192,7 @@ def _permanent(chain: list[BaseException], job: "Job", source: Optional["Source"
     for exc in chain:
         name = type(exc).__name__
         if isinstance(exc, JobConfigError):
-            return f"{cell(job, exc.column)}: {exc} in {where}"
+            return f"{cell(job, exc.column)}: {exc} ({where})"
         if name == "DataQualityError":
             return f"{cell(job, 'min_rows')}: {exc}"
         if name == "NoSuchTableError":

@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 RETRIES = 2
 """Retries of one lake call after the first try (connect, read and 5xx alike)."""
 FIRST_BACKOFF_SECONDS = 0.5
-BACKOFF_BASE = 2
-"""Retry waits: 0.5 s, then 0.5 + 2 s."""
+BACKOFF_BASE = 1.5
+"""Retry waits (the SDK's formula, `first + base**n`): 2 s, then 2.75 s."""
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
 """A socket read may wait this long (a large block upload to a slow account needs room)."""

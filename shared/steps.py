@@ -406,20 +406,34 @@ def export_run_metrics(
         results, pipeline_name=settings.pipeline_name, run_id=run_id, execution_time=started,
         throughput_floor=settings.throughput_floor,
     )
+    # Metrics must survive a dead storage account: then they go to the local metrics folder
+    # (at once when reading the results just failed: no second timeout to find out again).
+    if unreadable:
+        return {**local_publisher(services).publish(metrics, results, started), "summary": metrics["summary"],
+                "open_circuits": {}}
     try:
         published = services.publisher.publish(metrics, results, started)
-        circuits = open_circuits(sorted({r.source_name for r in results}), services)
     except Exception as exc:
         if not is_storage_error(exc):
             raise
-        # Metrics must survive a dead storage account: write them to the local metrics folder.
         log.error("%s", storage_message(exc, services, "writing the metrics; written locally instead"))
-        published, circuits = local_publisher(services).publish(metrics, results, started), {}
-    return {**published, "summary": metrics["summary"], "open_circuits": circuits}
+        return {**local_publisher(services).publish(metrics, results, started), "summary": metrics["summary"],
+                "open_circuits": {}}
+    return {
+        **published,
+        "summary": metrics["summary"],
+        "open_circuits": open_circuits(sorted({r.source_name for r in results}), services),
+    }
 
 
 def open_circuits(source_names: list[str], services: Services) -> dict[str, str]:
     """Sources whose circuit is OPEN now, with the last error (read only: no state change)."""
-    states = (services.breaker.store.get(name) for name in source_names)
+    try:
+        states = [services.breaker.store.get(name) for name in source_names]
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        log.error("%s", storage_message(exc, services, "reading the circuit states"))
+        return {}
     return {s.source_name: f"open since {s.opened_at}: {s.last_error}" for s in states if s.state == OPEN}
 
