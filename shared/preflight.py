@@ -50,13 +50,14 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
 
 
 def _check_folder(folder: Path) -> None:
+    probe = folder / f"{PROBE_NAME}_{uuid.uuid4().hex}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f"{PROBE_NAME}_{uuid.uuid4().hex}"
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as exc:
         raise PreflightError(f"lake folder {folder} is not writable: {exc.strerror or exc}") from None
+    finally:
+        probe.unlink(missing_ok=True)  # also the empty file a full disk leaves behind
 
 
 def _lake_service(root: str, environ: Mapping[str, str]) -> tuple[Any, str]:
