@@ -70,6 +70,7 @@ class LakeGate:
         self.root = bucket_url(root or environ.get("DESTINATION__FILESYSTEM__BUCKET_URL"))
         self.key = lake_breaker_key(self.root)
         self.clean = True
+        self.refused = False
 
     def admit(self) -> Optional[Refusal]:
         """None when the job may run; otherwise why not (the lake failed and still fails)."""
@@ -80,6 +81,7 @@ class LakeGate:
         if self.clean:
             return None
         decision = self.breaker.check(self.key)
+        self.refused = True  # counted here (or not at all while open), not again by `record`
         if not decision.allowed:
             return Refusal(redact(f"{lake_label(self.root, self.environ)}: not attempted, {decision.reason}")[:500], False)
         try:
@@ -87,10 +89,13 @@ class LakeGate:
         except PreflightError as exc:
             self.breaker.record_failure(self.key, str(exc))
             return Refusal(str(exc), True)
+        self.refused = False
         return None
 
     def record(self, result: JobResult) -> None:
         """Count a lake failure; a success clears a lake breaker that holds failures."""
+        if self.refused:
+            return
         if result.extra.get("error_class") == LAKE:
             self.breaker.record_failure(self.key, result.error or "lake failure")
         elif result.status == SUCCESS and not self.clean:

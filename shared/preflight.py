@@ -7,6 +7,7 @@ created when the credentials allow it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -57,7 +58,8 @@ def _check_folder(folder: Path) -> None:
     except OSError as exc:
         raise PreflightError(f"lake folder {folder} is not writable: {exc.strerror or exc}") from None
     finally:
-        probe.unlink(missing_ok=True)  # also the empty file a full disk leaves behind
+        with contextlib.suppress(OSError):  # also the empty file a full disk leaves behind
+            probe.unlink(missing_ok=True)
 
 
 def _lake_service(root: str, environ: Mapping[str, str]) -> tuple[Any, str]:

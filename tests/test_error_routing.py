@@ -304,3 +304,46 @@ def test_the_preflight_on_a_full_lake_fails_and_leaves_no_probe(tiny_lake: Path)
     with pytest.raises(PreflightError, match="No space left on device"):
         check_lake(str(tiny_lake))
     assert [p.name for p in tiny_lake.iterdir()] == ["fill"]
+
+
+def test_after_a_lake_failure_jobs_check_the_lake_first_and_leave_their_source_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lake gate with real stores: once a lake failure is recorded, a job whose lake still
+    fails its pre-flight fails at once (class lake) without contacting its source (here a closed
+    port, which would count on the source's breaker); after 5 such failures the lake's circuit is
+    open and jobs are not even tried; when the lake is back, jobs run again."""
+    from shared.config.models import Job
+    from shared.error_routing import lake_breaker_key
+    from shared.settings import AppSettings
+    from shared.steps import Services, run_planned_job
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the lake's parent folder should be")
+    lake = blocker / "lake"
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", str(lake))
+    monkeypatch.setenv("INGESTION_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SOURCES__DOWNPG__HOST", "127.0.0.1")
+    monkeypatch.setenv("SOURCES__DOWNPG__PORT", str(free_port()))
+    monkeypatch.setenv("SOURCES__DOWNPG__DATABASE", "test")
+    monkeypatch.setenv("SOURCES__DOWNPG__USERNAME", "postgres")
+    services = Services.local(AppSettings.from_env())
+    plan = services.runs.save_plan("run1", [Job("postgresql", "downpg", "orders", "FULL", row=2)])
+    key = lake_breaker_key(str(lake))
+    services.breaker.record_failure(key, "an earlier job could not write to the lake")
+
+    outcomes = [run_planned_job("run1", plan, 0, attempt, "run1", services) for attempt in (1, 2, 3, 4)]
+    for outcome in outcomes:
+        assert outcome["status"] == "failed" and outcome["retryable"] is True, str(outcome)
+        assert outcome["error"].startswith(f"lake folder {lake} is not writable"), outcome
+    refused = run_planned_job("run1", plan, 0, 1, "run1", services)  # the lake's circuit is open now
+    assert refused["retryable"] is False and "not attempted, circuit open" in refused["error"], refused
+    assert services.breaker.store.get("downpg").total_failures == 0
+    assert services.breaker.store.get(key).state == "OPEN"
+
+    blocker.unlink()  # the lake is back; let the open circuit try again at once
+    monkeypatch.setenv("CIRCUIT_BREAKER_TIMEOUT_SECONDS", "0")
+    services = Services.local(AppSettings.from_env())
+    outcome = run_planned_job("run1", plan, 0, 1, "run1", services)
+    assert outcome["status"] == "failed" and outcome["error"].startswith("postgresql source 'downpg'"), outcome
+    assert services.breaker.store.get("downpg").total_failures == 1  # a source failure counts on the source
