@@ -1,6 +1,8 @@
 """Command line: `python -m shared.cli {validate,run,template,demo}`.
 
-Exit codes: 0 all good; 1 at least one job failed; 2 the workbook (or the command line) is invalid.
+Exit codes: 0 all good; 1 at least one job failed; 2 the workbook (or the command line) is invalid,
+or the lake or the service's storage failed (unreachable, full): then one line names it, and the
+metrics are written locally when their storage is the one that failed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,22 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Console records stay one line: tracebacks (dlt logs its load retries with one) go to the log files only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = logging.Formatter.format(self, logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None}))
+        return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Keep a dlt record on one line: no traceback, not even one quoted in its message."""
+    text = record.getMessage().split("Traceback (most recent call last)")[0].strip()
+    record.msg, record.args = (text.splitlines() or [""])[0][:500], None
+    record.exc_info, record.exc_text = None, None
+    return True
+
+
 def _setup_logging(verbose: bool, *, files: bool = True) -> None:
     """Console at WARNING (INFO with -v); with `files`, also logs/ at INFO: main, per source, errors."""
     from shared.logs import FORMAT, configure_file_logging, install_job_context
@@ -37,8 +55,15 @@ def _setup_logging(verbose: bool, *, files: bool = True) -> None:
     install_job_context()  # FORMAT names the job fields
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter(FORMAT))
+    console.setFormatter(_OneLineFormatter(FORMAT))
     logging.getLogger().addHandler(console)
+    # dlt logs to stderr through its own handler (its logger does not propagate), with a traceback
+    # for every load-job retry; it takes the first handler it finds, so give it one that drops them.
+    dlt_logger = logging.getLogger("dlt")
+    if not dlt_logger.handlers:
+        dlt_console = logging.StreamHandler(sys.stderr)
+        dlt_console.addFilter(_without_traceback)
+        dlt_logger.addHandler(dlt_console)
     if files:
         configure_file_logging(AppSettings.from_env().logs_dir)
 
@@ -228,7 +253,24 @@ def run_orchestration(
     )
     for source, reason in (output.get("open_circuits") or {}).items():
         out.print(f"[yellow]circuit open for {source}:[/] {reason}", highlight=False)
+    if _report_infrastructure_failure(metrics["jobs"], str(metrics_out or output["metrics_path"]), output["metrics_path"]):
+        return EXIT_INVALID
     return EXIT_OK if summary["successful"] == summary["total_jobs"] else EXIT_JOB_FAILED
+
+
+def _report_infrastructure_failure(jobs: list[dict], shown_path: str, metrics_path: str) -> bool:
+    """One stderr line when a job failed because of the lake or the service's storage (not the job)."""
+    from shared.errors import LAKE, STORAGE
+    from shared.storage import storage_account
+
+    failed = [j for j in jobs if j["status"] == "failed" and (j.get("extra") or {}).get("error_class") in (LAKE, STORAGE)]
+    if not failed:
+        return False
+    fallback = storage_account() is not None and Path(metrics_path).is_file()
+    where = f"metrics written locally to {Path(shown_path).resolve()}" if fallback else f"metrics: {shown_path}"
+    err.print(f"{redact(failed[0]['error'])}; {len(failed)} job(s) failed this way; {where}",
+              highlight=False, markup=False, style="bold red")
+    return True
 
 
 @app.command()

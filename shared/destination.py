@@ -36,8 +36,10 @@ def make_destination(url: Optional[str] = None) -> Any:
     An Azure lake on the service's own storage account needs no dlt credentials of its own:
     they are derived from the storage connection (`shared.storage.lake_credentials`).
     """
+    from shared.lake_client import install
     from shared.storage import lake_credentials, storage_account
 
+    install()  # Azure lake calls with bounded retries and timeouts
     root = bucket_url(url)
     return filesystem(bucket_url=root, layout=LAYOUT, **lake_credentials(root, storage_account()))
 

@@ -7,6 +7,7 @@ created when the credentials allow it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -57,11 +58,8 @@ def _check_folder(folder: Path) -> None:
     except OSError as exc:
         raise PreflightError(f"lake folder {folder} is not writable: {exc.strerror or exc}") from None
     finally:
-        # Also when the write failed half-way (a full disk leaves a 0-byte file): nothing stays.
-        try:
-            probe.unlink()
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # also the empty file a full disk leaves behind
+            probe.unlink(missing_ok=True)
 
 
 def lake_service(root: str, environ: Mapping[str, str] = os.environ,
@@ -124,7 +122,6 @@ def _check_azure(root: str, environ: Mapping[str, str]) -> None:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = lines[0] if lines else type(exc).__name__
         raise PreflightError(redact(f"lake {root} on {host} is not reachable or not writable: {reason}"[:600])) from None
-
 
 
 def _delete_quietly(client: Any, blob: str) -> None:

@@ -41,6 +41,7 @@ from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 from shared.config.models import Job  # noqa: E402
 from shared.destination import date_folder, make_destination  # noqa: E402
 from shared.drift import record_and_compare  # noqa: E402
+from shared.errors import classify  # noqa: E402
 from shared.lake import APPEND, REPLACE, TableLake  # noqa: E402
 from shared.logs import job_context  # noqa: E402
 from shared.redaction import redact  # noqa: E402
@@ -156,10 +157,10 @@ def run_job(
                 result.status = SUCCESS
                 log.info("job %s loaded %d rows in %d file(s)", job.job_id, result.rows_processed, len(result.files))
         except Exception as exc:  # one failing job must never stop the others
-            result.error = describe_error(exc, source)
-            if isinstance(exc, DataQualityError):
-                result.extra["retryable"] = False
-            log.error("job %s failed: %s", job.job_id, result.error)
+            failure = classify(exc, job, source, lake_root=bucket_url)  # source / lake / permanent
+            result.error = failure.message
+            result.extra.update(failure.extra())
+            log.error("job %s failed (%s): %s", job.job_id, failure.error_class, result.error)
         finally:
             if isinstance(source, SqlSource):
                 source.dispose()

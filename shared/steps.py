@@ -15,6 +15,9 @@ from typing import Any, Optional, Union
 
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
 from shared.config.models import Job, PlanError
+from shared.error_routing import (LakeGate, is_storage_error, local_publisher, record_outcome, storage_failures_as_outcomes,
+                                  storage_message)
+from shared.errors import STORAGE
 from shared.metrics import build_metrics
 from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
@@ -291,6 +294,7 @@ def compact(result: JobResult, index: int, attempt: int) -> dict[str, Any]:
     }
 
 
+@storage_failures_as_outcomes
 def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: str, services: Services) -> dict[str, Any]:
     """Run job number `index` of the plan (one attempt), update its source's breaker, store the result.
 
@@ -316,16 +320,19 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     elif not decision.allowed:
         result = _skipped(job, f"circuit open: {decision.reason}")
     else:
-        result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows, token=job_token(key, index))
+        lake = LakeGate(services.breaker)
+        refusal = lake.admit()  # after a lake failure: is the lake back? (no source is contacted)
+        if refusal:
+            result = _job_result(job, FAILED, error=refusal.error, extra=refusal.extra())
+        else:
+            result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows,
+                             token=job_token(key, index))
         if result.status == SPLIT:
             # Too big for one activity: the orchestration runs one slice activity per range.
             return {"i": index, "status": SPLIT, "slices": result.extra["ranges"], "attempt": attempt, "rows": 0,
                     "retryable": False, "error": None}
         result.retry_count = attempt - 1
-        if result.status == SUCCESS:
-            services.breaker.record_success(job.source_name)
-        else:
-            services.breaker.record_failure(job.source_name, result.error or "failed")
+        record_outcome(services.breaker, lake, job.source_name, result)  # source, lake or no breaker
     services.runs.save_result(key, index, result)
     return compact(result, index, attempt)
 
@@ -335,6 +342,7 @@ def job_token(key: str, index: int) -> str:
     return f"{key}/{index}"
 
 
+@storage_failures_as_outcomes
 def run_planned_slice(
     key: str, plan_ref: str, index: int, slice_no: int, key_range: dict[str, Any], attempt: int, run_id: str,
     services: Services,
@@ -350,18 +358,21 @@ def run_planned_slice(
         # A slice that cannot run fails its table; it is not retried.
         result = _job_result(job, FAILED, error=f"circuit open: {decision.reason}", extra={"retryable": False})
     else:
-        result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no,
-                         split=split_id(job_token(key, index)))
-        if result.status == SUCCESS:
-            services.breaker.record_success(job.source_name)
+        lake = LakeGate(services.breaker)
+        refusal = lake.admit()
+        if refusal:
+            result = _job_result(job, FAILED, error=refusal.error, extra=refusal.extra())
         else:
-            services.breaker.record_failure(job.source_name, result.error or "failed")
+            result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no,
+                             split=split_id(job_token(key, index)))
+        record_outcome(services.breaker, lake, job.source_name, result)
     outcome = compact(result, index, attempt)
     outcome.update(slice=slice_no, seconds=result.duration_seconds, schema_version=result.schema_version,
                    staged=result.extra.get("staged"))
     return outcome
 
 
+@storage_failures_as_outcomes
 def finish_split(key: str, plan_ref: str, index: int, slices: list[dict[str, Any]], services: Services) -> dict[str, Any]:
     """Fan-in of a split table: publish its accepted staged slices as one snapshot, or discard
     them all. Idempotent: delivered again after it published, it returns the stored result."""
@@ -418,8 +429,17 @@ def export_run_metrics(
     Returns:
         `{"metrics_path", "audit_path", "failure_events", "summary", "open_circuits"}`.
     """
-    jobs = services.runs.load_jobs(plan_ref)
-    stored = services.runs.load_results(key)
+    jobs = services.runs.load_jobs(plan_ref)  # cached in this process since the plan step
+    unreadable = None
+    try:
+        stored = services.runs.load_results(key)
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        # The run store is dead: report what the orchestration knows, and say so.
+        unreadable = redact(f"result not readable: {storage_message(exc, services, 'reading the results')}")
+        log.error("%s", unreadable)
+        stored = {}
     for outcome in crashed:
         index = outcome["i"]
         if index not in stored:
@@ -427,7 +447,11 @@ def export_run_metrics(
             stored[index] = _job_result(
                 job, FAILED,
                 error=redact(outcome.get("error") or "activity failed"), retry_count=outcome.get("attempt", 1) - 1,
+                extra={"error_class": outcome["error_class"]} if outcome.get("error_class") else {},
             )
+    if unreadable:
+        for index, job in enumerate(jobs):
+            stored.setdefault(index, _job_result(job, FAILED, error=unreadable, extra={"error_class": STORAGE}))
     results = [stored[i] for i in sorted(stored)]
     started = dt.datetime.fromisoformat(execution_time)
     settings = services.settings
@@ -435,7 +459,19 @@ def export_run_metrics(
         results, pipeline_name=settings.pipeline_name, run_id=run_id, execution_time=started,
         throughput_floor=settings.throughput_floor,
     )
-    published = services.publisher.publish(metrics, results, started)
+    # Metrics must survive a dead storage account: then they go to the local metrics folder
+    # (at once when reading the results just failed: no second timeout to find out again).
+    if unreadable:
+        return {**local_publisher(services).publish(metrics, results, started), "summary": metrics["summary"],
+                "open_circuits": {}}
+    try:
+        published = services.publisher.publish(metrics, results, started)
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        log.error("%s", storage_message(exc, services, "writing the metrics; written locally instead"))
+        return {**local_publisher(services).publish(metrics, results, started), "summary": metrics["summary"],
+                "open_circuits": {}}
     return {
         **published,
         "summary": metrics["summary"],
@@ -445,6 +481,12 @@ def export_run_metrics(
 
 def open_circuits(source_names: list[str], services: Services) -> dict[str, str]:
     """Sources whose circuit is OPEN now, with the last error (read only: no state change)."""
-    states = (services.breaker.store.get(name) for name in source_names)
+    try:
+        states = [services.breaker.store.get(name) for name in source_names]
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        log.error("%s", storage_message(exc, services, "reading the circuit states"))
+        return {}
     return {s.source_name: f"open since {s.opened_at}: {s.last_error}" for s in states if s.state == OPEN}
 

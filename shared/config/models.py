@@ -59,6 +59,9 @@ class Job:
     """Data-quality floor: a run reading fewer rows is flagged; None means no check."""
     row: Optional[int] = None
     """Excel row number the job came from, for messages."""
+    cells: dict[str, str] = field(default_factory=dict, compare=False)
+    """Workbook cell of the columns a run-time error can blame (`{"watermark_column": "SourceConfig!G5"}`),
+    so a permanent job error names the cell to fix (`shared.errors`)."""
 
     @property
     def job_id(self) -> str:
@@ -89,6 +92,7 @@ class Job:
         values = {k: v for k, v in data.items() if k in known}
         values["primary_key"] = tuple(values.get("primary_key") or ())
         values["api_params"] = dict(values.get("api_params") or {})
+        values["cells"] = dict(values.get("cells") or {})
         return cls(**values)
 
     def matches(self, selector: str) -> bool:

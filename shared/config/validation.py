@@ -42,6 +42,9 @@ SecretsCheck = Callable[[str, str], list[str]]
 _log = logging.getLogger(__name__)
 
 _SHOW_MAX = 60  # characters of a cell value quoted in a message
+BLAMED_COLUMNS = frozenset({"table_name", "schema_name", "watermark_column", "last_watermark", "primary_key",
+                            "partition_column", "min_rows", "api_endpoint"})
+"""Columns whose cell a permanent job error names (`Job.cells`, `shared.errors`)."""
 
 
 @dataclass
@@ -476,8 +479,13 @@ class _SheetCheck:
             values = {k: v for k, v in row.values.items() if k in known}
             if "primary_key" in values:
                 values["primary_key"] = tuple(values["primary_key"])
-            jobs.append(Job(**values, row=row.number))
+            jobs.append(Job(**values, row=row.number, cells=self.cells_of(row.number)))
         return jobs
+
+    def cells_of(self, number: int) -> dict[str, str]:
+        """`{column: "SourceConfig!G5"}` of the columns a run-time error can blame, as this sheet lays them out."""
+        letters = {c.name: get_column_letter(n) for n, c in self.columns.items() if c.name in BLAMED_COLUMNS}
+        return {name: f"{self.sheet.title}!{letter}{number}" for name, letter in letters.items()}
 
 
 def _blank(cell: Cell) -> bool:

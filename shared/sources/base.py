@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from dlt.extract.resource import DltResource
 
 from shared.config.models import Job
+from shared.errors import JobConfigError
 from shared.secrets import SourceSecrets
 from shared.sources.arrow_types import integer_width_hints
 from shared.sources.connectorx_loader import STREAM_OPTIONS_KEY, ConnectorxLoader, StreamOptions, reads_type
@@ -204,8 +205,8 @@ class SqlSource(Source):
         """Reflected type of the watermark column, to give the initial cursor the same type."""
         column = self._column(self.job.watermark_column)
         if column is None:
-            raise ValueError(
-                f"watermark column '{self.job.watermark_column}' not found in table '{self.job.table_name}'"
+            raise JobConfigError(
+                "watermark_column", f"column '{self.job.watermark_column}' not found in table '{self.job.table_name}'"
             )
         return column.type
 
@@ -214,14 +215,24 @@ class SqlSource(Source):
         if not self.job.is_incremental:
             return None
         initial = self.job.last_watermark
+        column_type = self.watermark_type()  # also when there is no initial value: a missing column is the workbook's error
         if initial is not None:
-            initial = coerce_watermark(initial, self.watermark_type())
+            try:
+                initial = coerce_watermark(initial, column_type)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise JobConfigError(
+                    "last_watermark", f"{initial!r} is not a valid value of column '{self.job.watermark_column}' "
+                    f"({column_type}) of table '{self.job.table_name}': {exc}"
+                ) from None
         return dlt.sources.incremental(self.job.watermark_column, initial_value=initial)
 
     def resource(self) -> DltResource:
         from dlt.sources.sql_database import sql_table
 
         table = self.table()
+        missing = [name for name in self.job.primary_key if self._column(name) is None]
+        if missing:
+            raise JobConfigError("primary_key", f"column(s) {', '.join(missing)} not found in table '{self.job.table_name}'")
         stream = self.stream_options()
         resource = sql_table(
             credentials=self.engine(),
@@ -310,8 +321,8 @@ class SqlSource(Source):
         if self.job.partition_column:
             column = self._column(self.job.partition_column)
             if column is None:
-                raise ValueError(
-                    f"partition column '{self.job.partition_column}' not found in table '{self.job.table_name}'"
+                raise JobConfigError(
+                    "partition_column", f"column '{self.job.partition_column}' not found in table '{self.job.table_name}'"
                 )
             if not _is_sliceable(column.type):
                 log.warning("table %s: partition column %s is not an integer, date or timestamp; reading one stream",
