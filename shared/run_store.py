@@ -7,6 +7,7 @@ files; a blob-backed store can implement the same three-method interface.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -45,10 +46,15 @@ def safe_key(run_key: str) -> str:
 
 def _write_json_atomically(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, default=str)
+        os.replace(tmp, path)
+    except BaseException:  # also an interrupted write: never leave a half file behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @lru_cache(maxsize=8)
@@ -89,7 +95,8 @@ class LocalRunStore:
     def load_results(self, run_key: str) -> dict[int, JobResult]:
         folder = self._run_dir(run_key) / "results"
         results = {}
-        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        # Only `<index>.json`: a killed writer's temp file is never read as a result.
+        for path in sorted(folder.glob("[0-9]*.json")) if folder.exists() else []:
             with open(path, encoding="utf-8") as fh:
                 results[int(path.stem)] = JobResult.from_dict(json.load(fh))
         return results

@@ -65,6 +65,8 @@ class SourceCheckResult:
 
     problems: list[str] = field(default_factory=list)
     """Definite problems, one line each, named by workbook cell, in sheet order."""
+    by_row: dict[int, list[str]] = field(default_factory=dict)
+    """The same problems by the workbook row of the job they belong to."""
     unreachable: list[str] = field(default_factory=list)
     """One line per source that could not be checked (connection, login, timeout)."""
     notes: list[str] = field(default_factory=list)
@@ -137,6 +139,8 @@ def check_sources(
         result.unreachable.extend(one.unreachable)
         result.notes.extend(one.notes)
     result.problems = [message for _, message in sorted(problems, key=lambda p: p[0])]
+    for (row, _), message in sorted(problems, key=lambda p: p[0]):
+        result.by_row.setdefault(row, []).append(message)
     result.seconds = time.monotonic() - started
     return result
 

@@ -31,6 +31,8 @@ from shared.workbook_ref import (WorkbookRef, WorkbookRefError, canonical_blob, 
 log = logging.getLogger(__name__)
 
 MAX_COMPACT_ERROR = 300
+MAX_PRECHECK_ERROR = 500
+"""Characters kept of the source-check problems of one job."""
 """Characters of an error kept in the orchestration history (the full one is in the run store)."""
 
 
@@ -110,6 +112,7 @@ def _ensure_queue(queue: Any) -> None:
         pass
 
 
+
 def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str, Any]:
     """Read and validate the workbook, check the jobs against their sources (unless
     `INGESTION_CHECK_SOURCES` is false), snapshot the jobs to run, describe them compactly.
@@ -122,9 +125,12 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     Returns:
         `{"plan_ref", "jobs": [{"i", "id", "src", "type"}], "warnings", "retry", "batch_size"}`.
 
+    A job whose table or column is missing, or whose `last_watermark` does not fit its column,
+    is recorded as failed (permanent, every cell named) and will not contact its source; the
+    other jobs run.
+
     Raises:
-        PlanError: The workbook is invalid (every problem listed), `only` matches no job, or a
-            table or column is missing or a watermark does not fit (every cell named).
+        PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
     """
     from shared.plan import load_plan
     from shared.preflight import check_lake
@@ -138,11 +144,19 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     if only and not jobs:
         raise PlanError([f"no enabled job matches only={only}"], config)
     warnings = list(plan.warnings)
+    problems: dict[int, list[str]] = {}
     if services.settings.check_sources:
         # A source whose circuit is open is left alone, as its jobs are (check_breakers skips them).
         open_now = open_circuits(sorted({j.source_name for j in jobs}), services)
-        warnings += check_plan_sources(plan, [j for j in jobs if j.source_name not in open_now], label)
+        checked, problems = check_plan_sources(plan, [j for j in jobs if j.source_name not in open_now])
+        warnings += checked
     ref = services.runs.save_plan(key, jobs)
+    for index, job in enumerate(jobs):
+        if job.row in problems:
+            # Known before the run: the job fails once, permanently, without contacting its source.
+            services.runs.save_result(key, index, _job_result(
+                job, FAILED, error=redact("; ".join(problems[job.row]))[:MAX_PRECHECK_ERROR],
+                extra={"retryable": False, "error_class": "permanent", "precheck": True}))
     return {
         "plan_ref": ref,
         "jobs": [{"i": i, "id": j.job_id, "src": j.source_name, "type": j.source_type} for i, j in enumerate(jobs)],
@@ -152,26 +166,24 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     }
 
 
-def check_plan_sources(plan: Any, jobs: list[Job], label: str) -> list[str]:
+def check_plan_sources(plan: Any, jobs: list[Job]) -> tuple[list[str], dict[int, list[str]]]:
     """Check the jobs against their sources (in parallel, bounded in time) before the run starts.
 
     Returns:
-        Warnings: sources that could not be checked (unreachable, no answer in time). Their jobs
-        still run: they fail and retry, and count on their source's breaker, as without the check.
-
-    Raises:
-        PlanError: Definite problems (a missing table or column, a watermark that does not fit
-            its column), every one named by workbook cell.
+        Warnings (sources that could not be checked: their jobs still run, fail and retry, and
+        count on their source's breaker, as without the check), and the definite problems (a
+        missing table or column, a watermark that does not fit its column) by workbook row,
+        each named by cell.
     """
     from shared.source_check import check_sources
 
     result = check_sources(plan, jobs)
     log.info("checked %d source(s), %d job(s) in %.1f s", result.sources, result.jobs, result.seconds)
-    if result.problems:
-        raise PlanError([redact(p) for p in result.problems], label)
+    for line in result.problems:
+        log.error("source check: %s", redact(line))
     for line in result.unreachable:
         log.warning("source check: %s", redact(line))
-    return [f"source check: {redact(line)}" for line in result.unreachable + result.notes]
+    return [f"source check: {redact(line)}" for line in result.unreachable + result.notes], result.by_row
 
 
 def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:
@@ -309,6 +321,8 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     previous = services.runs.load_result(key, index)
     if previous is not None and previous.status == SUCCESS and not unsafe_redelivery():
         return compact(previous, index, attempt)  # delivered again after it finished
+    if previous is not None and previous.extra.get("precheck"):
+        return compact(previous, index, attempt)  # load_plan found a missing table or column
     decision = services.breaker.check(job.source_name)
     if attempt == 1:
         previous = None  # a first attempt has no earlier failure to keep

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.config import write_workbook
-from shared.config.models import Job, Plan, PlanError
+from shared.config.models import Job, Plan
 from shared.plan import load_plan
 from shared.source_check import check_sources
 from tests.conftest import ROOT, free_port
@@ -324,7 +324,7 @@ def test_validate_stays_offline_without_the_flag(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 20
 
 
-def test_plan_run_fails_on_definite_problems_only(
+def test_plan_run_fails_the_jobs_with_definite_problems_only(
     tmp_path: Path, pg_engine: sa.Engine, pg_secrets: Callable[[str], None], pg_tables: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -347,12 +347,16 @@ def test_plan_run_fails_on_definite_problems_only(
 
     rows[0]["table_name"] = pg_tables[0] + "_typo"
     bad = write_workbook(tmp_path / "bad.xlsx", rows)
-    with pytest.raises(PlanError) as info:
-        plan_run({"config": str(bad)}, "k2", Services.local(AppSettings.from_env()))
-    assert info.value.problems == [
+    services = Services.local(AppSettings.from_env())
+    output = plan_run({"config": str(bad)}, "k2", services)
+    assert len(output["jobs"]) == 2  # the other jobs of the run still run
+    failed = services.runs.load_result("k2", 0)  # recorded before the run: no attempt, no breaker count
+    assert (failed.status, failed.extra["retryable"], failed.extra["error_class"]) == ("failed", False, "permanent")
+    assert failed.error == (
         f"SourceConfig!C2 (table_name): table '{pg_tables[0]}_typo' not found in the default schema of postgresql "
         f"source 'erp' (did you mean '{pg_tables[0]}'?)"
-    ]
+    )
+    assert services.runs.load_result("k2", 1) is None
 
     monkeypatch.setenv("INGESTION_CHECK_SOURCES", "false")
     assert len(plan_run({"config": str(bad)}, "k3", Services.local(AppSettings.from_env()))["jobs"]) == 2
