@@ -85,9 +85,11 @@ def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestra
 
 @bp.orchestration_trigger(context_name="context", orchestration=BATCH_ORCHESTRATOR)
 def ingestion_batch(context: df.DurableOrchestrationContext) -> Orchestration:
-    """Run one batch of jobs; input: `{"run", "jobs"}`; output: counts and crashed outcomes."""
+    """Run one batch of jobs; input: `{"run", "jobs", "batch": {"number", "of"}}`; output: counts and
+    crashed outcomes. Its custom status carries `batch`, so a reader matches it to the parent's
+    `batches` without parsing labels or instance ids."""
     payload = context.get_input()
-    progress = Progress(total=len(payload["jobs"]))
+    progress = Progress(total=len(payload["jobs"]), batch=payload.get("batch"))
     crashed = yield from run_jobs(context, payload["run"], payload["jobs"], progress)
     return {**progress.summary(), "crashed": crashed}
 
@@ -205,27 +207,28 @@ def run_batches(
     never holds work back here (docs/durable-replay.md).
     """
     batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-    pending: dict[TaskBase, tuple[str, list[dict[str, Any]]]] = {}
+    pending: dict[TaskBase, tuple[int, str, list[dict[str, Any]]]] = {}
     for number, batch in enumerate(batches, start=1):
         label = f"batch {number}/{len(batches)} ({len(batch)} jobs)"
         task = context.call_sub_orchestrator(
-            BATCH_ORCHESTRATOR, {"run": run, "jobs": batch}, instance_id=batch_instance_id(prefix, number)
+            BATCH_ORCHESTRATOR, {"run": run, "jobs": batch, "batch": {"number": number, "of": len(batches)}},
+            instance_id=batch_instance_id(prefix, number),
         )
-        pending[task] = (label, batch)
-        progress.start(label)
+        pending[task] = (number, label, batch)
+        progress.start_batch(number, len(batches), size, label, len(batch))
     context.set_custom_status(progress.as_status())
     crashed: list[dict[str, Any]] = []
     while pending:
         done = yield context.task_any(list(pending))
-        label, batch = pending.pop(done)
+        number, label, batch = pending.pop(done)
         if done.state is TaskState.FAILED:
             # A batch orchestrator itself failed (a bug, not a source): report its jobs as failed.
             error = _error_text(done.result)
             crashed.extend({"i": j["i"], "status": "failed", "attempt": 1, "error": error, "crashed": True} for j in batch)
-            progress.finish(label, "failed", count=len(batch))
+            progress.crash_batch(number, label, len(batch))
         else:
             crashed.extend(done.result["crashed"])
-            progress.add(label, done.result)
+            progress.end_batch(number, label, done.result)
         context.set_custom_status(progress.as_status())
     return crashed
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m shared.cli {validate,run,template,demo}`.
+"""Command line: `python -m shared.cli {validate,run,template,demo,history,breakers}`.
 
 Exit codes: 0 all good; 1 at least one job failed; 2 the workbook (or the command line) is invalid,
 or the lake or the service's storage failed (unreachable, full): then one line names it, and the
@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import uuid
 from pathlib import Path
@@ -170,7 +171,11 @@ def _print_job(job: dict) -> None:
 
 
 class _LiveProgress:
-    """Turns the orchestration's custom status (and its batches') into a progress bar."""
+    """Turns the orchestration's custom status (and its batches') into a progress bar.
+
+    Reads the structured counts the orchestrator publishes (`batches` in the run's status,
+    `batch` in each batch's): see `orchestrations.progress.combined_counts`.
+    """
 
     def __init__(self, progress: Progress, parent_id: str) -> None:
         self.progress = progress
@@ -178,23 +183,22 @@ class _LiveProgress:
         self.task = progress.add_task("planning", total=None)
         self.batches: dict[str, dict] = {}
         self.parent: dict = {}
+        self.counts: dict = {}
+        """The last counts shown: `{"phase", "total", "done", "failed", "skipped", "running"}`."""
 
     def __call__(self, instance_id: str, status: object) -> None:
+        from orchestrations.progress import combined_counts
+
         if not isinstance(status, dict):
             return
         if instance_id == self.parent_id:
             self.parent = status
         else:
             self.batches[instance_id] = status
-        running_batches = {label.split(" ")[1].split("/")[0] for label in self.parent.get("running", []) if label.startswith("batch ")}
-        in_flight = [s for iid, s in self.batches.items() if iid.rsplit(":", 1)[-1] in running_batches]
-        done = self.parent.get("done", 0) + sum(s.get("done", 0) for s in in_flight)
-        failed = self.parent.get("failed", 0) + sum(s.get("failed", 0) for s in in_flight)
-        running = self.parent.get("running_count", 0) if not in_flight else sum(s.get("running_count", 0) for s in in_flight)
-        total = self.parent.get("total")
+        self.counts = counts = combined_counts(self.parent, self.batches)
         self.progress.update(
-            self.task, total=total, completed=done,
-            description=f"{self.parent.get('phase', 'running')}: {failed} failed, {running} running",
+            self.task, total=counts["total"], completed=counts["done"],
+            description=f"{counts['phase']}: {counts['failed']} failed, {counts['running']} running",
         )
 
 
@@ -325,6 +329,97 @@ def demo(
     for path in files:
         out.print(f"  {path}", highlight=False)
     raise typer.Exit(code)
+
+
+@app.command()
+def history(
+    last: int = typer.Option(10, "--last", "-n", min=1, max=1000, help="How many runs (newest first)."),
+) -> None:
+    """One line per run, newest first: when, run id, jobs ok/failed/skipped, rows, wall-clock
+    duration, health. Read from the metrics store: INGESTION_CONTAINER's metadata/ when a storage
+    account is configured, else INGESTION_METRICS_DIR."""
+    from shared.history import history as read_history
+    from shared.storage import StorageUnreachableError
+
+    _setup_logging(False, files=False)
+    try:
+        runs, where = read_history(last)
+    except StorageUnreachableError as exc:
+        err.print(str(exc), highlight=False, markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    if not runs:
+        out.print(f"no runs in {where}", highlight=False, markup=False)
+        return
+    for run_summary in runs:
+        out.print(run_summary.line(), highlight=False, markup=False)
+
+
+breakers_app = typer.Typer(no_args_is_help=True, help="Circuit breakers: list them, reset one.")
+app.add_typer(breakers_app, name="breakers")
+
+
+def _breaker_store_or_exit() -> object:
+    from shared.breakers import TableStoreError
+    from shared.breakers.admin import store_from_env
+
+    try:
+        return store_from_env()
+    except TableStoreError as exc:
+        err.print(str(exc), highlight=False, markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+
+
+@breakers_app.command("list")
+def breakers_list() -> None:
+    """Every breaker: source, state, consecutive (total) failures, opened_at, last error (redacted).
+    Table Storage (INGESTION_BREAKER_TABLE) when a storage account is configured, else
+    <INGESTION_STATE_DIR>/breakers.sqlite."""
+    from shared.breakers import TableStoreError
+    from shared.breakers.admin import describe, list_states, state_view
+
+    _setup_logging(False, files=False)
+    store = _breaker_store_or_exit()
+    try:
+        states = list_states(store)  # type: ignore[arg-type]
+    except (TableStoreError, sqlite3.Error) as exc:
+        err.print(str(exc), highlight=False, markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    if not states:
+        out.print(f"no breakers in {describe(store)}", highlight=False, markup=False)  # type: ignore[arg-type]
+        return
+    out.print(f"{'SOURCE':<30} {'STATE':<9} {'FAILURES':>14} {'OPENED_AT':<32} LAST ERROR", highlight=False, markup=False)
+    for state in states:
+        view = state_view(state, error_chars=120)
+        failures = f"{state.consecutive_failures} ({state.total_failures})"
+        out.print(f"{state.source_name[:60]:<30} {state.state:<9} {failures:>14} {state.opened_at or '-':<32} "
+                  f"{view['last_error'] or '-'}", highlight=False, markup=False)
+
+
+@breakers_app.command("reset")
+def breakers_reset(source: str = typer.Argument(..., help="The source_name (or a lake breaker key lake:<root>).")) -> None:
+    """Close SOURCE's circuit (counters cleared; totals and last error kept). Exit 0 with the new
+    state, 2 for an unknown or malformed name, or when a concurrent change won every retry."""
+    from shared.breakers import TableStoreError
+    from shared.breakers.admin import BreakerNameError, check_name, describe, reset
+
+    _setup_logging(False, files=False)
+    try:
+        name = check_name(source)
+    except BreakerNameError as exc:
+        err.print(str(exc), highlight=False, markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    store = _breaker_store_or_exit()
+    try:
+        state = reset(store, name)  # type: ignore[arg-type]
+    except (TableStoreError, sqlite3.Error) as exc:
+        err.print(str(exc), highlight=False, markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    if state is None:
+        err.print(f"no breaker named {name!r} in {describe(store)}", highlight=False, markup=False,  # type: ignore[arg-type]
+                  style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    out.print(f"{name}: {state.state} (total failures {state.total_failures}, updated {state.updated_at})",
+              highlight=False, markup=False)
 
 
 def main() -> None:

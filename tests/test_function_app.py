@@ -34,7 +34,7 @@ def test_function_names(bindings: dict[str, Any]) -> None:
     assert set(bindings) == {
         "start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
         "start_ingestion_queue", "ingestion_orchestrator", "ingestion_batch", "load_plan", "check_breakers",
-        "run_ingestion_job", "run_ingestion_slice", "finish_split_job", "export_metrics",
+        "run_ingestion_job", "run_ingestion_slice", "finish_split_job", "export_metrics", "reset_breaker_http",
     }
 
 
@@ -45,6 +45,14 @@ def test_http_starters(bindings: dict[str, Any]) -> None:
     assert (status["route"], status["methods"]) == ("ingestions/{instance_id}", ["GET"])
     for name in ("start_ingestion_http", "get_ingestion_status"):
         assert by_type(bindings[name], "http")["direction"] == "OUT"
+
+
+def test_breaker_reset_route(bindings: dict[str, Any]) -> None:
+    """A plain HTTP function (no durable client), behind a function key like the other routes."""
+    trigger = by_type(bindings["reset_breaker_http"], "httpTrigger")
+    assert (trigger["route"], trigger["methods"], trigger["authLevel"]) == ("breakers/{source}/reset", ["POST"], "FUNCTION")
+    assert by_type(bindings["reset_breaker_http"], "http")["direction"] == "OUT"
+    assert sorted(b["type"] for b in bindings["reset_breaker_http"]) == ["http", "httpTrigger"]
 
 
 def test_timer_blob_and_queue_starters(bindings: dict[str, Any]) -> None:

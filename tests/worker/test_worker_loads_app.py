@@ -36,6 +36,8 @@ PROBE = Path(__file__).with_name("probe.py")
 APP_PARTS = ("function_app.py", "host.json", "activities", "orchestrations", "starters", "shared", "config")
 STARTERS = ("start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
             "start_ingestion_queue")
+ADMIN = ("reset_breaker_http",)
+"""Plain HTTP functions (no durable client)."""
 ORCHESTRATORS = ("ingestion_orchestrator", "ingestion_batch")
 ACTIVITIES = ("load_plan", "check_breakers", "run_ingestion_job", "run_ingestion_slice", "finish_split_job",
               "export_metrics")
@@ -122,7 +124,7 @@ def test_worker_library_versions(report: dict[str, Any]) -> None:
 
 
 def test_function_names(bindings: dict[str, Any]) -> None:
-    assert set(bindings) == {*STARTERS, *ORCHESTRATORS, *ACTIVITIES}
+    assert set(bindings) == {*STARTERS, *ADMIN, *ORCHESTRATORS, *ACTIVITIES}
 
 
 def test_http_starters(bindings: dict[str, Any]) -> None:
@@ -132,6 +134,9 @@ def test_http_starters(bindings: dict[str, Any]) -> None:
     assert (status["route"], status["methods"], status["authLevel"]) == ("ingestions/{instance_id}", ["GET"], "FUNCTION")
     for name in ("start_ingestion_http", "get_ingestion_status"):
         assert one(bindings[name], "http")["direction"] == "OUT"
+    reset = one(bindings["reset_breaker_http"], "httpTrigger")
+    assert (reset["route"], reset["methods"], reset["authLevel"]) == ("breakers/{source}/reset", ["POST"], "FUNCTION")
+    assert sorted(b["type"] for b in bindings["reset_breaker_http"]) == ["http", "httpTrigger"]
 
 
 def test_timer_and_queue_starters(bindings: dict[str, Any]) -> None:
@@ -314,7 +319,7 @@ def test_activities_run_through_the_worker_converters(worker_python: Path, worke
     worker's activity-trigger converter (a result it cannot encode fails the invocation)."""
     session = WorkerSession(worker_python, ROOT, worker_env)
     try:
-        assert session.init() == sorted({*STARTERS, *ORCHESTRATORS, *ACTIVITIES})
+        assert session.init() == sorted({*STARTERS, *ADMIN, *ORCHESTRATORS, *ACTIVITIES})
         key = "ingestion-worker-test-20260101T000000"
         plan = session.activity("load_plan", {"request": {"config": str(workbook), "only": None, "dry_run": False},
                                               "run_key": key})
@@ -417,5 +422,38 @@ def test_a_result_the_worker_cannot_encode_fails_the_invocation(worker_python: P
         session.init()
         answer = session.call("invoke", function="check_breakers", input_data={"payload": {"json": "{}"}})
         assert answer["status"] == "Failure" and "json serializable" in answer["message"], answer
+    finally:
+        session.close()
+
+
+def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[str, str]) -> None:
+    """POST /api/breakers/{source}/reset as the host delivers it (RpcHttp with route params): 200 with
+    the closed state for a stored OPEN breaker, 404 for an unknown source, 400 for a malformed name."""
+    from shared.breakers import OPEN, BreakerState, LocalBreakerStore
+
+    store = LocalBreakerStore(Path(worker_env["INGESTION_STATE_DIR"]) / "breakers.sqlite")
+    store.update("shop", lambda s: BreakerState("shop", state=OPEN, consecutive_failures=5, total_failures=7,
+                                                opened_at="2026-01-01T00:00:00+00:00", last_error="refused",
+                                                updated_at="2026-01-01T00:00:00+00:00"))
+
+    def post(source: str) -> dict[str, Any]:
+        answer = session.call("invoke", function="reset_breaker_http", input_data={
+            "req": {"http": {"method": "POST", "url": f"http://localhost:7071/api/breakers/{source}/reset",
+                             "headers": {}, "params": {"source": source}, "body": {"bytes": ""}}},
+        })
+        assert answer["status"] == "Success", answer["message"]
+        http = answer["return_value"]["http"]
+        return {"status": int(http["status_code"]), "body": json.loads(base64.b64decode(http["body"]["bytes"]))}
+
+    session = WorkerSession(worker_python, ROOT, worker_env)
+    try:
+        session.init()
+        done = post("shop")
+        assert done["status"] == 200, done
+        assert (done["body"]["state"]["state"], done["body"]["state"]["consecutive_failures"]) == ("CLOSED", 0)
+        assert done["body"]["state"]["total_failures"] == 7
+        assert store.get("shop").state == "CLOSED"
+        assert post("nope")["status"] == 404
+        assert post("bad name")["status"] == 400
     finally:
         session.close()
