@@ -90,6 +90,8 @@ class LocalRunStore:
         folder = self._run_dir(run_key) / "results"
         results = {}
         for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            if path.name.startswith("."):  # a write in progress, or one a killed process left
+                continue
             with open(path, encoding="utf-8") as fh:
                 results[int(path.stem)] = JobResult.from_dict(json.load(fh))
         return results
