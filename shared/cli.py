@@ -120,6 +120,17 @@ def validate(
     enabled = plan.enabled_jobs()
     checked = _check_sources_or_exit(plan, enabled, config) if check_sources else ""
     out.print(f"[green]OK[/]: {len(plan.jobs)} job(s), {len(enabled)} enabled, in {config}{checked}", highlight=False)
+    _print_lake_folders(plan.jobs)
+
+
+def _print_lake_folders(jobs: list[Job]) -> None:
+    """Where each job lands when its lake folder is not simply its table name."""
+    from shared.naming import lake_table_name
+
+    for job in jobs:
+        folder = lake_table_name(job.table_name)
+        if folder != job.table_name:
+            out.print(f"  {job.job_id} -> lake folder {job.source_name}/{folder}", highlight=False, markup=False)
 
 
 def _check_sources_or_exit(plan: Plan, jobs: list[Job], config: str) -> str:

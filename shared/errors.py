@@ -194,6 +194,8 @@ def _permanent(chain: list[BaseException], job: "Job", source: Optional["Source"
         name = type(exc).__name__
         if isinstance(exc, JobConfigError):
             return f"{cell(job, exc.column)}: {exc} ({where})"
+        if name == "SchemaChangeError":  # a column changed type (shared.runner): fixing it takes a person
+            return f"{cell(job, None)}: {exc}"
         if name == "DataQualityError":
             return f"{cell(job, 'min_rows')}: {exc}"
         if name == "NoSuchTableError":

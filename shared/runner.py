@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -38,9 +37,12 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 import dlt  # noqa: E402
 from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 
+from shared import naming  # noqa: E402
 from shared.config.models import Job  # noqa: E402
 from shared.destination import date_folder, make_destination  # noqa: E402
-from shared.drift import record_and_compare  # noqa: E402
+from shared.drift import (  # noqa: E402
+    compare, file_signature, record_and_compare, store_signature, stored_signature, type_changes,
+)
 from shared.errors import classify  # noqa: E402
 from shared.lake import APPEND, REPLACE, TableLake  # noqa: E402
 from shared.logs import job_context  # noqa: E402
@@ -67,17 +69,19 @@ class DataQualityError(Exception):
     """The extracted data failed a workbook check; nothing was loaded. Retrying will not help."""
 
 
+class SchemaChangeError(DataQualityError):
+    """A column changed type and the table's old files would stay beside the new ones; nothing
+    was loaded. Retrying will not help."""
+
+
 def pipeline_name(job: Job) -> str:
     """Stable dlt pipeline name of a job; renaming it would lose the incremental cursor."""
-    raw = "__".join(p for p in ("ingest", job.source_name, job.schema_name, job.table_name) if p)
-    return re.sub(r"[^a-z0-9_]", "_", raw.lower())
+    return naming.pipeline_name(job.source_name, job.schema_name, job.table_name)
 
 
 def table_lake(job: Job, bucket_url: Optional[str] = None) -> TableLake:
     """The lake table a job writes (`<source>/<table>`)."""
-    from shared.config.validation import lake_table_name
-
-    return TableLake(job.source_name, lake_table_name(job.table_name), bucket_url)
+    return TableLake(job.source_name, naming.lake_table_name(job.table_name), bucket_url)
 
 
 def split_id(token: str) -> str:
@@ -131,6 +135,7 @@ def run_job(
     source: Optional[Source] = None
     with job_context(run_id=run_id, source_name=job.source_name, table_name=job.table_name, job_id=job.job_id):
         try:
+            naming.naming_setting()  # a wrong INGESTION_NAMING fails every job, not only first loads
             secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
             source = make_source(job, secrets)
             staged = slice_no is not None
@@ -203,7 +208,11 @@ def _load(
         if job.is_incremental and table.seed_state(attempt, name):
             # Restores the committed cursor: the staging dataset holds a copy of its state.
             pipeline.sync_destination()
-        pipeline.extract(source.resource(), write_disposition="append", loader_file_format="parquet")
+        resource = source.resource()
+        # The lake folder, whatever characters the source's table name has (see shared.naming).
+        resource.apply_hints(table_name=table.table)
+        pipeline.extract(resource, schema=_new_schema(pipeline, job), write_disposition="append",
+                         loader_file_format="parquet")
         pipeline.normalize()
         normalize_info = pipeline.last_trace.last_normalize_info
         rows = sum(
@@ -228,6 +237,7 @@ def _load(
             result.extra["staged"] = attempt  # `publish_staged` publishes the accepted attempt
             return
         files = table.staged_files(attempt)
+        signatures = _check_schema(job, source, pipeline, table, files, day, result)
         committing = True  # from here a journal may exist: its staging belongs to the roll-forward
         result.files = table.commit(
             commit_id=load_id, mode=APPEND if job.is_incremental else REPLACE, day=day, files=files,
@@ -239,10 +249,79 @@ def _load(
         if not committing:
             _discard_attempt(table, attempt)
         raise
-    drift = _schema_drift(pipeline, table, result.files)
+    with pipeline.destination_client() as client:
+        for name, current in signatures.items():
+            store_signature(client.fs_client, table.store.full(table.source), name, current)
+    if result.extra.get("schema_drift"):
+        log.warning("job %s: schema changed since the previous run: %s", job.job_id, result.extra["schema_drift"])
+
+
+def _check_schema(
+    job: Job, source: Source, pipeline: dlt.Pipeline, table: TableLake, files: list[dict[str, str]], day: str,
+    result: JobResult,
+) -> dict[str, dict[str, str]]:
+    """The signature of each table this load staged, from the source's columns; the drift since
+    the previous load goes to `result.extra["schema_drift"]`.
+
+    Raises:
+        SchemaChangeError: A column changed type and files of the old type would stay in the
+            table's folder (INCREMENTAL, or FULL with earlier days): nothing is committed.
+    """
+    first: dict[str, str] = {}
+    for entry in files:
+        first.setdefault(entry["t"], entry["src"])
+    keep = _source_columns(source, pipeline)
+    dataset = table.store.full(table.source)
+    signatures: dict[str, dict[str, str]] = {}
+    drift: dict[str, Any] = {}
+    with pipeline.destination_client() as client:
+        for name, src in first.items():
+            signatures[name] = file_signature(client.fs_client, table.store.full(src), keep if name == table.table else None)
+            change = compare(stored_signature(client.fs_client, dataset, name), signatures[name])
+            if change:
+                drift[name] = change
     if drift:
         result.extra["schema_drift"] = drift
-        log.warning("job %s: schema changed since the previous run: %s", job.job_id, drift)
+    for name, change in drift.items():
+        changed = type_changes(change)
+        # A FULL load replaces its day: only other days' files would stay beside the new ones.
+        if changed and _has_data(table, name, except_day=None if job.is_incremental else day):
+            shown = ", ".join(f"{c} {v['from']} -> {v['to']}" for c, v in list(changed.items())[:5])
+            raise SchemaChangeError(
+                f"schema change: column type changed in {job.source_name}/{name} since the previous load "
+                f"({shown}); files of both types could not be read as one dataset, so nothing was loaded: move "
+                "the table's earlier files aside (README: Schema changes) and run again"
+            )
+    return signatures
+
+
+def _source_columns(source: Source, pipeline: dlt.Pipeline) -> Optional[set[str]]:
+    """The lake names of the source table's current columns (None: not known for this source)."""
+    if not isinstance(source, SqlSource):
+        return None
+    naming = pipeline.default_schema.naming
+    return {naming.normalize_identifier(c.name) for c in source.table().columns}
+
+
+def _has_data(table: TableLake, name: str, except_day: Optional[str]) -> bool:
+    """Whether the lake table `name` has a data file in a day folder (other than `except_day`)."""
+    base = f"{table.source}/{name}"
+    for year in table.store.ls(base):
+        for month in table.store.ls(f"{base}/{year}"):
+            for d in table.store.ls(f"{base}/{year}/{month}"):
+                folder = f"{year}/{month}/{d}"
+                if folder != except_day and any(not f.startswith(".") for f in table.store.ls(f"{base}/{folder}")):
+                    return True
+    return False
+
+
+def _new_schema(pipeline: dlt.Pipeline, job: Job) -> Optional[dlt.Schema]:
+    """A first load's dlt schema, with the column naming convention of `INGESTION_NAMING`; None
+    when the pipeline restored its stored schema (an INCREMENTAL table keeps its convention:
+    dlt refuses to rename the columns of a table that has data)."""
+    if pipeline.default_schema_name:
+        return None
+    return dlt.Schema(pipeline.pipeline_name, normalizers={"names": naming.dlt_naming(job.source_type)})
 
 
 def _discard_attempt(table: TableLake, attempt: str) -> None:
@@ -326,22 +405,6 @@ def discard_staged(job: Job, *, split: Optional[str] = None, bucket_url: Optiona
     """Delete every staged slice of a split table whose run failed: nothing of it becomes visible."""
     table = table_lake(job, bucket_url)
     table.discard(f"s{split or split_id(job.job_id)}_")
-
-
-def _schema_drift(pipeline: dlt.Pipeline, table: TableLake, files: list[str]) -> dict[str, Any]:
-    """Drift per table that received a file in this load (the main table and any nested ones)."""
-    drift: dict[str, Any] = {}
-    if not files:
-        return drift
-    with pipeline.destination_client() as client:
-        first_file: dict[str, str] = {}
-        for path in files:
-            first_file.setdefault(path.split("/")[-5], path)  # <table>/<YYYY>/<MM>/<DD>/<file>
-        for name, path in first_file.items():
-            change = record_and_compare(client.fs_client, table.store.full(table.source), name, path)
-            if change:
-                drift[name] = change
-    return drift
 
 
 @contextmanager

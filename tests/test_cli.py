@@ -41,7 +41,7 @@ def test_validate_reports_every_mistake_and_run_writes_nothing(tmp_path: Path) -
     workbook = tmp_path / "bad.xlsx"
     write_workbook(workbook, [
         row(source_type="postgres", source_name="erp", table_name="a"),
-        row(source_type="postgresql", source_name="erp", table_name="orders; DROP TABLE x"),
+        row(source_type="postgresql", source_name="erp", table_name="../orders"),
         row(source_type="postgresql", source_name="erp", table_name="b", load_type="DAILY"),
         row(source_type="postgresql", source_name="erp", table_name="c", load_type="INCREMENTAL"),
         row(source_type="oracle", source_name="fin", table_name="d"),
@@ -49,7 +49,7 @@ def test_validate_reports_every_mistake_and_run_writes_nothing(tmp_path: Path) -
         row(source_type="postgresql", source_name="erp", table_name="f", chunk_size=10),
         row(source_type="postgresql", source_name="erp", table_name="g", enabled="maybe"),
         row(source_type="postgresql", source_name="erp", table_name="h", primary_key="a b"),
-        row(source_type="postgresql", source_name="erp", table_name="i", schema_name="x y"),
+        row(source_type="postgresql", source_name="erp", table_name="i", schema_name="x/y"),
         row(source_type="postgresql", source_name="erp", table_name="j", api_params="{oops"),
         row(source_type="postgresql", source_name="erp", table_name="j"),
         row(source_type="postgresql", source_name="9bad", table_name="k"),
@@ -76,6 +76,24 @@ def test_validate_accepts_the_sample_when_its_sources_have_secrets(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
     assert list(tmp_path.iterdir()) == []  # validating writes nothing: no state, no logs
+
+
+def test_validate_accepts_source_names_shows_their_lake_folder_and_rejects_a_collision(tmp_path: Path) -> None:
+    env = {"SOURCES__SHOP__PATH": str(tmp_path / "shop.sqlite")}
+    ok = tmp_path / "ok.xlsx"
+    write_workbook(ok, [row(source_type="sqlite", source_name="shop", table_name="Order Details", schema_name="Sales EU"),
+                        row(source_type="sqlite", source_name="shop", table_name="orders")])
+    result = cli("validate", str(ok), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "shop.Sales EU.Order Details -> lake folder shop/order_details" in result.stdout
+    assert "shop.orders ->" not in result.stdout  # only folders that differ from the table name are listed
+    clash = tmp_path / "clash.xlsx"
+    write_workbook(clash, [row(source_type="sqlite", source_name="shop", table_name="Order Details"),
+                           row(source_type="sqlite", source_name="shop", table_name="order_details")])
+    result = cli("validate", str(clash), cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "SourceConfig!C3 (table_name): job shop.order_details would land in the same lake folder " \
+           "shop/order_details as row 2" in result.stderr
 
 
 def test_template_writes_a_workbook_that_validates_once_filled(tmp_path: Path) -> None:

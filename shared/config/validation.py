@@ -538,7 +538,7 @@ def _describe_error(error: ValidationError, column: Column, shown: str) -> str:
 
 
 def lake_table_name(table_name: str) -> str:
-    """The lake folder dlt gives a table: its snake_case normalisation."""
-    from dlt.common.normalizers.naming.snake_case import NamingConvention
+    """The lake folder of a table (see `shared.naming.lake_table_name`)."""
+    from shared.naming import lake_table_name as folder
 
-    return NamingConvention().normalize_table_identifier(table_name)
+    return folder(table_name)

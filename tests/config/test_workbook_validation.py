@@ -33,8 +33,8 @@ MISTAKES = [
     ["api", "g", "issues", "FULL", "N"],  # 9: api without api_endpoint
     ["mysql", "h", "t", "FULL", "N", None, None, None, 500],  # 10: chunk_size below range
     ["mysql", "i", "t", "FULL", "N", None, None, None, "lots"],  # 11: chunk_size text
-    ["mysql", "j", "orders; DROP TABLE x", "FULL", "N"],  # 12: SQL injection in table_name
-    ["mysql", "k", "t", "FULL", "N", "bad schema"],  # 13: bad schema_name
+    ["mysql", "j", "../orders", "FULL", "N"],  # 12: table_name escaping the lake folder
+    ["mysql", "k", "t", "FULL", "N", "bad/schema"],  # 13: path separator in schema_name
     ["postgresql", "CRM", "Customers", "FULL", "Y"],  # 14: duplicate of row 2
     ["api", "m", "x", "FULL", "N", None, None, None, None, "x", None, '{"state": }'],  # 15: bad JSON
     ["mysql", "n", "t", "FULL", "N", None, None, None, None, None, "id, order id"],  # 16: bad primary_key
@@ -61,10 +61,12 @@ EXPECTED = [
     "SourceConfig!I10 (chunk_size): 500 is less than the minimum 1,000; allowed: a whole number from 1,000 "
     "to 10,000,000",
     "SourceConfig!I11 (chunk_size): 'lots' is not a whole number; allowed: a whole number from 1,000 to 10,000,000",
-    "SourceConfig!C12 (table_name): 'orders; DROP TABLE x' is not a valid SQL identifier; allowed: letters, "
-    "digits, _ and $; must start with a letter or _; at most 128 characters",
-    "SourceConfig!F13 (schema_name): 'bad schema' is not a valid SQL identifier; allowed: letters, digits, _ "
-    "and $; must start with a letter or _; at most 128 characters",
+    "SourceConfig!C12 (table_name): '../orders' is not a valid table or schema name; "
+    "allowed: the name as the source has it (spaces, case and punctuation kept), at most 128 characters; "
+    "no control characters, no slash or backslash, no '..', and no leading dot or space",
+    "SourceConfig!F13 (schema_name): 'bad/schema' is not a valid table or schema name; "
+    "allowed: the name as the source has it (spaces, case and punctuation kept), at most 128 characters; "
+    "no control characters, no slash or backslash, no '..', and no leading dot or space",
     "SourceConfig!C14 (table_name): duplicate job crm.Customers: row 2 has the same source_name, schema_name "
     "and table_name (compared ignoring case); allowed: one row per job",
     "SourceConfig!L15 (api_params): invalid JSON: Expecting value at line 1, column 11; allowed: a JSON object "
@@ -358,7 +360,7 @@ def test_vertical_merge_is_reported_once(write_sheet: Any) -> None:
     ("column", "value", "message"),
     [
         ("last_watermark", True, "'TRUE' is not text or a whole number or a number; allowed: a date (2024-01-31)"),
-        ("table_name", dt.datetime(2024, 5, 1), "'2024-05-01 00:00:00' is not text; allowed: letters"),
+        ("table_name", dt.datetime(2024, 5, 1), "'2024-05-01 00:00:00' is not text; allowed: the name as the source"),
         ("chunk_size", 1500.5, "1500.5 is not a whole number; allowed: a whole number from 1,000"),
         ("api_endpoint", "/v1/my orders", "'/v1/my orders' is not a valid API endpoint; allowed: a path"),
         ("primary_key", "id, id", "'id, id' names id twice (compared ignoring case); allowed: column names separated"),
