@@ -86,3 +86,29 @@ def test_a_failed_slice_publishes_nothing_and_keeps_the_previous_snapshot(
     assert lake_files(service_env, big_table) == kept  # the old snapshot is untouched
     assert not list((service_env / "lake" / "_staging" / "erp" / big_table).glob("*"))  # no staged slice left
     assert before.succeeded
+
+
+def test_a_type_change_of_a_split_table_publishes_nothing_and_keeps_the_table_readable(
+    big_table: str, pg_engine: sa.Engine, service_env: Path, workbook: Any, runtime: Any
+) -> None:
+    """As for a single-activity load (tests/sources/test_schema_drift.py): a column whose type
+    changed while an earlier day's files keep the old type fails the job, permanently, before
+    anything is published (each slice's load checks the schema, so finish_split discards them)."""
+    import pyarrow.dataset as ds
+
+    run(workbook, runtime, big_table)
+    table_dir = service_env / "lake" / "erp" / big_table
+    (day,) = [p for p in table_dir.glob("*/*/*") if p.is_dir()]
+    (table_dir / "2001" / "01").mkdir(parents=True)
+    day.rename(table_dir / "2001" / "01" / "01")  # as if loaded on an earlier day
+    kept = lake_files(service_env, big_table)
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {big_table} ALTER COLUMN n TYPE text USING 'x' || n"))
+    result = run(workbook, runtime, big_table)
+    job = json.loads(Path(result.output["metrics_path"]).read_text())["jobs"][0]
+    assert job["status"] == "failed" and job["extra"]["error_class"] == "permanent", job
+    assert "schema change: column type changed in erp/" in job["error"] and "n int32 -> string" in job["error"]
+    assert job["retry_count"] == 0
+    assert lake_files(service_env, big_table) == kept  # nothing published
+    assert ds.dataset(table_dir, format="parquet").to_table().num_rows == ROWS + 1  # still one readable dataset
+    assert not list((service_env / "lake" / "_staging" / "erp" / big_table).glob("*"))  # no staged slice left
