@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import warnings
 from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, ClassVar, Optional
@@ -19,6 +20,7 @@ from shared.secrets import SourceSecrets
 from shared.sources.arrow_types import integer_width_hints
 from shared.sources.connectorx_loader import STREAM_OPTIONS_KEY, ConnectorxLoader, StreamOptions, reads_type
 from shared.sources.slicing import SLICEABLE_TYPES, slice_count, split_key_range
+from shared.sources.sql_types import apply_read_plan, dlt_type, read_plan
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +192,20 @@ class SqlSource(Source):
         """The reflected source table (reflected once per run; `sql_table` reuses it)."""
         if self._table is None:
             metadata = sa.MetaData(schema=self.schema_name())
-            self._table = sa.Table(self.job.table_name, metadata, autoload_with=self.engine())
+            with warnings.catch_warnings():
+                # Types SQLAlchemy does not know (xml, geometry...) are mapped on purpose below.
+                warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+                table = sa.Table(self.job.table_name, metadata, autoload_with=self.engine())
+            # Each column is read so that its type lands or is mapped on purpose (sql_types).
+            dialect = self.engine().dialect.name
+            plan = read_plan(table, dialect, self.job.keep_char_padding, self.unknown_type_names(table))
+            apply_read_plan(table, plan)
+            self._table = table
         return self._table
+
+    def unknown_type_names(self, table: sa.Table) -> dict[str, str]:
+        """Database type names of the columns SQLAlchemy reflected as NullType (none by default)."""
+        return {}
 
     def _column(self, name: Optional[str]) -> Optional[sa.Column]:
         """A column of the table by case-insensitive name."""
@@ -232,6 +246,7 @@ class SqlSource(Source):
             table_loader_class=ConnectorxLoader if stream else None,
             backend_kwargs={STREAM_OPTIONS_KEY: stream} if stream else None,
             reflection_level="full_with_precision",
+            type_adapter_callback=dlt_type,
             chunk_size=self.chunk_size(),
             incremental=self.incremental(),
             primary_key=list(self.job.primary_key) or None,

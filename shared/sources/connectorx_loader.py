@@ -31,6 +31,7 @@ from sqlalchemy.sql import sqltypes
 from shared.redaction import redact
 from shared.sources.arrow_types import conform, target_schema
 from shared.sources.slicing import split_key_range
+from shared.sources.sql_types import ReadAs, is_list_array
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ def reads_type(sql_type: sa.types.TypeEngine) -> bool:
     enums, unbounded or wider-than-28-digit numerics, BIGINT UNSIGNED ...) goes to the pyarrow
     backend as a whole instead of failing half-way.
     """
+    if isinstance(sql_type, ReadAs):
+        return True  # read through an expression that connectorx reads (sql_types)
+    if isinstance(sql_type, sa.ARRAY):
+        return is_list_array(sql_type)
     if isinstance(sql_type, sa.Float):
         return True
     if isinstance(sql_type, sa.Numeric):
