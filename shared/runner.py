@@ -203,6 +203,8 @@ def _load(
             # Restores the committed cursor: the staging dataset holds a copy of its state.
             pipeline.sync_destination()
         pipeline.extract(source.resource(), write_disposition="append", loader_file_format="parquet")
+        if isinstance(source, SqlSource) and (nulls := source.null_watermark_rows()) is not None:
+            result.extra["null_watermark_rows"] = nulls
         pipeline.normalize()
         normalize_info = pipeline.last_trace.last_normalize_info
         rows = sum(
