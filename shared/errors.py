@@ -212,7 +212,8 @@ def _permanent(chain: list[BaseException], job: "Job", source: Optional["Source"
             return f"{cell(job, 'last_watermark')}: {one_line(exc)}"
         if name in ("IncrementalPrimaryKeyMissing", "UnboundColumnException"):
             return f"{cell(job, 'primary_key' if job.primary_key else None)}: table '{table}' of {where}: {one_line(exc)}"
-        if name in ("UnsupportedArrowTypeException", "ArrowInvalid", "ArrowNotImplementedError", "ArrowTypeError"):
+        if name in ("UnsupportedArrowTypeException", "ArrowInvalid", "ArrowNotImplementedError", "ArrowTypeError") \
+                or _is_conversion_error(exc):
             return f"{cell(job, None)}: table '{table}' of {where} has data the lake cannot store: {one_line(exc)}"
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if job.is_api and name == "HTTPError" and status in _PERMANENT_HTTP:
@@ -233,6 +234,12 @@ def _undefined_object(exc: BaseException) -> Optional[str]:
 
 def _key_is(exc: KeyError, column: str) -> bool:
     return bool(exc.args) and isinstance(exc.args[0], str) and exc.args[0].lower() == column.lower()
+
+
+def _is_conversion_error(exc: BaseException) -> bool:
+    """connectorx could not convert a value it read (e.g. a two-dimensional value in an array
+    column): the same rows fail the same way on every attempt."""
+    return type(exc).__name__ == "ConnectorxError" and "FromSql" in str(exc)
 
 
 def _is_disk_error(exc: BaseException) -> bool:

@@ -213,6 +213,8 @@ def _load(
         resource.apply_hints(table_name=table.table)
         pipeline.extract(resource, schema=_new_schema(pipeline, job), write_disposition="append",
                          loader_file_format="parquet")
+        if isinstance(source, SqlSource) and (nulls := source.null_watermark_rows()) is not None:
+            result.extra["null_watermark_rows"] = nulls
         pipeline.normalize()
         normalize_info = pipeline.last_trace.last_normalize_info
         rows = sum(

@@ -42,7 +42,7 @@ def _lake_files(lake: Path) -> dict[str, bytes]:
 def test_permanent_job_errors_run_once_name_the_cell_and_never_open_the_circuit(
     tmp_path: Path, pg_engine: Any, pg_secrets: Callable[[str], None], unique_name: Callable[[str], str]
 ) -> None:
-    """One job on a missing table, one on an unsupported type (`interval`), one with a mistyped
+    """One job on a missing table, one on an unsupported value (a 2-D value in an `int[]` column), one with a mistyped
     watermark column, one with a `last_watermark` that is no date, three good jobs, all on one
     source; three CLI runs. Before the fix each bad job took 3 attempts and counted on the
     source's breaker, which opened and skipped the good jobs."""
@@ -54,8 +54,9 @@ def test_permanent_job_errors_run_once_name_the_cell_and_never_open_the_circuit(
         for name in good:
             conn.execute(sa.text(f"CREATE TABLE {name} (id int primary key, v text)"))
             conn.execute(sa.text(f"INSERT INTO {name} SELECT g, 'v' || g FROM generate_series(1, 50) g"))
-        conn.execute(sa.text(f"CREATE TABLE {interval} (id int primary key, took interval)"))
-        conn.execute(sa.text(f"INSERT INTO {interval} VALUES (1, '1 day'), (2, '3 hours')"))
+        # `interval` lands now (as ISO 8601 text); a two-dimensional value in an int[] column cannot.
+        conn.execute(sa.text(f"CREATE TABLE {interval} (id int primary key, a int[])"))
+        conn.execute(sa.text(f"INSERT INTO {interval} VALUES (1, '{{{{1,2}},{{3,4}}}}'), (2, '{{5}}')"))
         conn.execute(sa.text(f"CREATE TABLE {orders} (id int primary key, o_orderdate date)"))
         conn.execute(sa.text(f"INSERT INTO {orders} VALUES (1, '2024-01-01'), (2, '2024-01-02')"))
     try:
@@ -85,7 +86,7 @@ def test_permanent_job_errors_run_once_name_the_cell_and_never_open_the_circuit(
             jobs = _metrics(out)
             expected = {
                 f"{source}.{missing}": (r"^SourceConfig!C2 \(table_name\): table '" + missing + "' not found in (the default schema of )?postgresql source"),
-                f"{source}.{interval}": r"^SourceConfig!3:3: table '" + interval + "' .* cannot store: UnsupportedArrowTypeException",
+                f"{source}.{interval}": r"^SourceConfig!3:3: table '" + interval + "' .* cannot store: ConnectorxError: .*too many dimensions",
                 f"{source}.{orders}": r"^SourceConfig!G4 \(watermark_column\): column 'o_orderdat' not found in table '" + orders + "'",
             }
             for job_id, pattern in expected.items():

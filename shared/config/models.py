@@ -57,6 +57,8 @@ class Job:
     """Column to split a large table's extraction into parallel ranges; None reads it in one stream."""
     min_rows: Optional[int] = None
     """Data-quality floor: a run reading fewer rows is flagged; None means no check."""
+    keep_char_padding: bool = False
+    """Keep the trailing spaces of CHAR(n) columns (SQL sources); False trims them."""
     row: Optional[int] = None
     """Excel row number the job came from, for messages."""
     cells: dict[str, str] = field(default_factory=dict, compare=False)

@@ -54,8 +54,10 @@ def integer_bits(sql_type: sa.types.TypeEngine, dialect: str) -> Optional[int]:
 def integer_width_hints(table: sa.Table, dialect: str) -> TTableSchemaColumns:
     """dlt column hints giving each integer column of `table` its source width."""
     hints: TTableSchemaColumns = {}
+    from shared.sources.sql_types import dlt_type
+
     for column in table.columns:
-        bits = integer_bits(column.type, dialect)
+        bits = integer_bits(dlt_type(column.type), dialect)
         if bits is not None:
             hints[column.name] = {"name": column.name, "data_type": "bigint", "precision": bits}
     return hints
@@ -64,14 +66,14 @@ def integer_width_hints(table: sa.Table, dialect: str) -> TTableSchemaColumns:
 def target_schema(columns: TTableSchemaColumns) -> dict[str, pa.Field]:
     """Arrow field per column with a known data type, as dlt's pyarrow backend would build it.
 
-    Columns without a data type (dlt could not map the SQL type) are absent: their values keep
-    the type the reader produced.
+    Columns without a data type (dlt could not map the SQL type) and arrays (dlt's `json`,
+    read as Arrow lists) are absent: their values keep the type the reader produced.
     """
     caps = Container().get(DestinationCapabilitiesContext) or DestinationCapabilitiesContext.generic_capabilities()
     return {
         name: dlt_column_to_arrow_field(column, caps, ARROW_TIMEZONE)
         for name, column in columns.items()
-        if column.get("data_type")
+        if column.get("data_type") and column.get("data_type") != "json"
     }
 
 

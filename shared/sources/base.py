@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import warnings
 from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, ClassVar, Optional
@@ -18,8 +19,15 @@ from shared.config.models import Job
 from shared.errors import JobConfigError
 from shared.secrets import SourceSecrets
 from shared.sources.arrow_types import integer_width_hints
-from shared.sources.connectorx_loader import STREAM_OPTIONS_KEY, ConnectorxLoader, StreamOptions, reads_type
+from shared.sources.connectorx_loader import (
+    STREAM_OPTIONS_KEY,
+    ConnectorxLoader,
+    NullCursorTableLoader,
+    StreamOptions,
+    reads_type,
+)
 from shared.sources.slicing import SLICEABLE_TYPES, slice_count, split_key_range
+from shared.sources.sql_types import apply_read_plan, dlt_type, read_plan
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +107,9 @@ class SqlSource(Source):
         self._table: Optional[sa.Table] = None
         self._estimate: Optional[int] = None
         self._estimated = False
+        self._cursor_known = False
+        self._cursor_start: Any = None
+        """The cursor this run started from (None: no cursor yet), once the query was built."""
         self.key_range: Optional[dict[str, Any]] = None
         """Read only this slice of the table (see `split_ranges`); None reads all of it."""
 
@@ -191,8 +202,20 @@ class SqlSource(Source):
         """The reflected source table (reflected once per run; `sql_table` reuses it)."""
         if self._table is None:
             metadata = sa.MetaData(schema=self.schema_name())
-            self._table = sa.Table(self.job.table_name, metadata, autoload_with=self.engine())
+            with warnings.catch_warnings():
+                # Types SQLAlchemy does not know (xml, geometry...) are mapped on purpose below.
+                warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+                table = sa.Table(self.job.table_name, metadata, autoload_with=self.engine())
+            # Each column is read so that its type lands or is mapped on purpose (sql_types).
+            dialect = self.engine().dialect.name
+            plan = read_plan(table, dialect, self.job.keep_char_padding, self.unknown_type_names(table))
+            apply_read_plan(table, plan)
+            self._table = table
         return self._table
+
+    def unknown_type_names(self, table: sa.Table) -> dict[str, str]:
+        """Database type names of the columns SQLAlchemy reflected as NullType (none by default)."""
+        return {}
 
     def _column(self, name: Optional[str]) -> Optional[sa.Column]:
         """A column of the table by case-insensitive name."""
@@ -224,7 +247,33 @@ class SqlSource(Source):
                     "last_watermark", f"{initial!r} is not a valid value of column '{self.job.watermark_column}' "
                     f"({column_type}) of table '{self.job.table_name}': {exc}"
                 ) from None
-        return dlt.sources.incremental(self.job.watermark_column, initial_value=initial)
+        # NULL cursors land on a run without a cursor and are counted afterwards (NullCursorMixin).
+        return dlt.sources.incremental(self.job.watermark_column, initial_value=initial, on_cursor_value_missing="include")
+
+    def null_watermark_rows(self) -> Optional[int]:
+        """Rows whose watermark is NULL (INCREMENTAL SQL jobs; None otherwise), with a warning
+        saying whether this run loaded them (no cursor yet) or left them out (never silently)."""
+        if not self.job.is_incremental or not self._cursor_known:
+            return None
+        column = self._column(self.job.watermark_column)
+        if column is None:
+            return None
+        with self.engine().connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(self.table()).where(column.is_(None))).scalar_one()
+        if count:
+            if self._cursor_start is None:
+                log.warning("table %s: %d row(s) with a NULL %s loaded (first run, no cursor yet)",
+                            self.job.table_name, count, column.name)
+            else:
+                log.warning("table %s: %d row(s) with a NULL %s not loaded: a NULL cannot pass the cursor "
+                            "filter (loaded on the first run only)", self.job.table_name, count, column.name)
+        return int(count)
+
+    def _adapt_query(self, query: Any, table: sa.Table, incremental: Any = None, engine: Any = None) -> Any:
+        """dlt query adapter: notes the run's starting cursor, restricts a slice to its keys."""
+        self._cursor_known = True
+        self._cursor_start = getattr(incremental, "last_value", None)
+        return self._restrict_to_range(query, table) if self.key_range else query
 
     def resource(self) -> DltResource:
         from dlt.sources.sql_database import sql_table
@@ -240,13 +289,14 @@ class SqlSource(Source):
             schema=self.schema_name(),
             metadata=table.metadata,
             backend="connectorx" if stream else "pyarrow",
-            table_loader_class=ConnectorxLoader if stream else None,
+            table_loader_class=ConnectorxLoader if stream else NullCursorTableLoader,
             backend_kwargs={STREAM_OPTIONS_KEY: stream} if stream else None,
             reflection_level="full_with_precision",
+            type_adapter_callback=dlt_type,
             chunk_size=self.chunk_size(),
             incremental=self.incremental(),
             primary_key=list(self.job.primary_key) or None,
-            query_adapter_callback=self._restrict_to_range if self.key_range else None,
+            query_adapter_callback=self._adapt_query,
         )
         # dlt reflects every integer as int64; keep the source's widths on both backends.
         resource.apply_hints(columns=integer_width_hints(table, self.engine().dialect.name))

@@ -31,6 +31,7 @@ from sqlalchemy.sql import sqltypes
 from shared.redaction import redact
 from shared.sources.arrow_types import conform, target_schema
 from shared.sources.slicing import split_key_range
+from shared.sources.sql_types import ReadAs, is_list_array
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ def reads_type(sql_type: sa.types.TypeEngine) -> bool:
     enums, unbounded or wider-than-28-digit numerics, BIGINT UNSIGNED ...) goes to the pyarrow
     backend as a whole instead of failing half-way.
     """
+    if isinstance(sql_type, ReadAs):
+        return True  # read through an expression that connectorx reads (sql_types)
+    if isinstance(sql_type, sa.ARRAY):
+        return is_list_array(sql_type)
     if isinstance(sql_type, sa.Float):
         return True
     if isinstance(sql_type, sa.Numeric):
@@ -90,7 +95,27 @@ def reads_type(sql_type: sa.types.TypeEngine) -> bool:
     return isinstance(sql_type, (sa.Boolean, sa.Date, sa.DateTime, sa.Time, sa.Uuid, sqltypes._Binary))
 
 
-class ConnectorxLoader(BaseTableLoader):
+class NullCursorMixin:
+    """NULL watermarks: with `on_cursor_value_missing="include"` dlt adds `OR cursor IS NULL`
+    to every run's filter, so NULL rows would land again on every run. They are loaded on a run
+    without a cursor only (the first, when no `last_watermark` is given); afterwards the filter
+    is dlt's plain `cursor >= last` and the runner counts the NULL rows instead."""
+
+    def _make_query(self) -> Any:
+        if getattr(self, "last_value", None) is None or getattr(self, "on_cursor_value_missing", None) != "include":
+            return super()._make_query()  # type: ignore[misc]
+        self.on_cursor_value_missing = "raise"  # the SQL filter only; dlt's incremental keeps "include"
+        try:
+            return super()._make_query()  # type: ignore[misc]
+        finally:
+            self.on_cursor_value_missing = "include"
+
+
+class NullCursorTableLoader(NullCursorMixin, TableLoader):
+    """dlt's own loader (pyarrow backend) with `NullCursorMixin`."""
+
+
+class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
     """Streams the table with connectorx, cast to the reflected types; see the module docstring."""
 
     def load_rows(self, backend_kwargs: Optional[dict[str, Any]] = None) -> Iterator[Any]:
@@ -106,7 +131,14 @@ class ConnectorxLoader(BaseTableLoader):
                 log.warning("table %s: %s; reading it with the pyarrow backend", self.table.name, exc)
                 yield from self._pyarrow_loader().load_rows({})
                 return
-            yield from _chunks(_batches(reader, options), fields, self.chunk_size)
+            bounds = {c.name: c.type.clamp_bounds for c in self.table.columns
+                      if isinstance(c.type, ReadAs) and c.type.clamp_bounds}
+            clamped: dict[str, int] = {}
+            yield from _chunks(_batches(reader, options), fields, self.chunk_size, bounds, clamped)
+            for name, count in clamped.items():
+                low, high = bounds[name]
+                log.warning("table %s, column %s: %d ±infinity value(s) landed as %s / %s (values equal to "
+                            "these bounds are counted too)", self.table.name, name, count, low, high)
 
     def _plan(self, query: Any, options: StreamOptions, stack: ExitStack) -> tuple[list[str], Optional[list[str]]]:
         """The SQL of every slice, and the statements each slice's connection runs first."""
@@ -147,7 +179,7 @@ class ConnectorxLoader(BaseTableLoader):
         return self.table.c[options.partition_column]
 
     def _pyarrow_loader(self) -> TableLoader:
-        return TableLoader(
+        return NullCursorTableLoader(
             self.engine, "pyarrow", self.table, self.columns, chunk_size=self.chunk_size,
             incremental=self.incremental, query_adapter_callback=self.query_adapter_callback, limit=self.limit,
         )
@@ -181,20 +213,41 @@ def _batches(reader: pa.RecordBatchReader, options: StreamOptions) -> Iterator[p
         yield batch
 
 
-def _chunks(batches: Iterator[pa.RecordBatch], fields: dict[str, pa.Field], rows: int) -> Iterator[pa.Table]:
-    """The batches cast to `fields` and gathered into tables of about `rows` rows (no copy)."""
+def _chunks(
+    batches: Iterator[pa.RecordBatch], fields: dict[str, pa.Field], rows: int,
+    bounds: Optional[dict[str, tuple[Any, Any]]] = None, clamped: Optional[dict[str, int]] = None,
+) -> Iterator[pa.Table]:
+    """The batches cast to `fields` and gathered into tables of about `rows` rows (no copy);
+    values at `bounds` (clamped ±infinity) are counted per column into `clamped`."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
         if not batch.num_rows:  # every slice ends with a batch, empty when the slice was
             continue
-        pending.append(conform(batch, fields))
+        batch = conform(batch, fields)
+        if bounds and clamped is not None:
+            _count_bounds(batch, bounds, clamped)
+        pending.append(batch)
         count += batch.num_rows
         if count >= rows:
             yield pa.Table.from_batches(pending)
             pending, count = [], 0
     if pending:
         yield pa.Table.from_batches(pending)
+
+
+def _count_bounds(batch: pa.RecordBatch, bounds: dict[str, tuple[Any, Any]], clamped: dict[str, int]) -> None:
+    """Add the values of each bounded column equal to one of its bounds to `clamped`."""
+    import pyarrow.compute as pc
+
+    for name, (low, high) in bounds.items():
+        if name not in batch.schema.names:
+            continue
+        array = batch.column(name)
+        at_bound = pc.or_(pc.equal(array, pa.scalar(low, array.type)), pc.equal(array, pa.scalar(high, array.type)))
+        hits = pc.sum(at_bound).as_py() or 0
+        if hits:
+            clamped[name] = clamped.get(name, 0) + hits
 
 
 def _clean_error(exc: BaseException, options: StreamOptions, unsupported_ok: bool = False) -> BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.sql import sqltypes
 
 from shared.sources.base import CONNECT_TIMEOUT_SECONDS, SqlSource
 
@@ -27,6 +28,17 @@ class MySqlSource(SqlSource):
     def schema_name(self) -> Optional[str]:
         # In MySQL a schema is a database; the connection's database is the default.
         return self.job.schema_name
+
+    def unknown_type_names(self, table: sa.Table) -> dict[str, str]:
+        # SQLAlchemy does not know geometry types (they land as WKB): ask the catalog for them.
+        if not any(isinstance(c.type, sqltypes.NullType) for c in table.columns):
+            return {}
+        with self.engine().connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = :table AND table_schema = COALESCE(:schema, DATABASE())"
+            ), {"table": table.name, "schema": self.schema_name()})
+            return {name: kind for name, kind in rows}
 
     def estimate_rows_query(self) -> Optional[sa.TextClause]:
         # table_rows is InnoDB's statistics estimate, no scan.

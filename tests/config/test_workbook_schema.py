@@ -35,6 +35,7 @@ def test_columns_in_template_order(schema: WorkbookSchema) -> None:
         "api_incremental_param",
         "partition_column",
         "min_rows",
+        "keep_char_padding",
     )
     assert schema.required_names == ("source_type", "source_name", "table_name", "load_type", "enabled")
 

@@ -55,6 +55,7 @@ def test_dropdowns_come_from_the_schema(template_sheet: Any) -> None:
         "source_type": '"postgresql,mysql,oracle,mssql,azure_sql,sqlite,api"',
         "load_type": '"FULL,INCREMENTAL"',
         "enabled": '"Y,N"',
+        "keep_char_padding": '"Y,N"',
         "api_paginator": '"auto,header_link,json_link,offset,page_number,cursor,single_page"',
     }
     assert str(rules["source_type"].sqref) == "A2:A1000"

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import mssql, mysql, oracle, postgresql
 
 from shared.sources.arrow_types import conform, integer_bits
 from shared.sources.connectorx_loader import reads_type
+from shared.sources.sql_types import read_as
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,8 @@ def test_integer_bits_follow_the_source_type(sql_type: sa.types.TypeEngine, dial
         (sa.Text(), True), (sa.DateTime(timezone=True), True), (sa.Date(), True), (sa.Boolean(), True),
         (postgresql.UUID(), True), (postgresql.BYTEA(), True),
         (sa.Numeric(), False), (sa.Numeric(38, 10), False), (mysql.BIGINT(unsigned=True), False),
-        (postgresql.JSONB(), False), (postgresql.INTERVAL(), False), (postgresql.ARRAY(sa.Integer()), False),
+        (postgresql.JSONB(), False), (postgresql.INTERVAL(), False), (postgresql.ARRAY(sa.Integer()), True),
+        (postgresql.ARRAY(sa.Numeric()), False), (read_as(sa.Text(), lambda c: c), True),
         (postgresql.ENUM("a", name="e"), False), (mysql.SET("a"), False), (mysql.YEAR(), False),
         (sa.types.NullType(), False),
     ],
