@@ -85,20 +85,3 @@ def create_demo_database(path: Path, customers: int = 200, orders: int = 2000, s
             ],
         )
     return path
-
-
-def add_demo_orders(path: Path, new: int = 10, updated: int = 5) -> None:
-    """Insert `new` orders and touch `updated` old ones, as a day of business would."""
-    with sqlite3.connect(path) as conn:
-        last_id, last_ts = conn.execute("SELECT max(id), max(updated_at) FROM orders").fetchone()
-        later = dt.datetime.fromisoformat(last_ts) + dt.timedelta(hours=1)
-        stamp = later.isoformat(sep=" ")
-        conn.executemany(
-            "INSERT INTO orders VALUES (?, 1, 1, 1, 9.99, 'new', ?)",
-            [(last_id + i, stamp) for i in range(1, new + 1)],
-        )
-        conn.execute(
-            "UPDATE orders SET status = 'refunded', updated_at = ? WHERE id IN "
-            "(SELECT id FROM orders ORDER BY id LIMIT ?)",
-            (stamp, updated),
-        )

@@ -34,11 +34,6 @@ def job_context(**fields: Optional[str]) -> Iterator[None]:
         _context.reset(token)
 
 
-def current_context() -> dict[str, str]:
-    """The fields set by the innermost `job_context`."""
-    return dict(_context.get())
-
-
 def install_job_context() -> None:
     """Copy the job context onto every log record created from now on (idempotent)."""
     add_record_hook("job_context", _add_context)
