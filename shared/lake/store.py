@@ -23,7 +23,18 @@ from urllib.parse import urlsplit
 
 AZURE_SCHEMES = ("az", "abfs", "abfss", "azure")
 STORE_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_total": 2}
-"""Bounded storage calls: a dead endpoint fails in seconds, not after the SDK's minutes of retries."""
+"""Bounded storage calls: a dead endpoint fails in seconds, not after the SDK's minutes of retries
+(the waits between retries are the service storage's short ones, `shared.storage.RETRY_BACKOFF`:
+the SDK's default 15 s + 3**n made each lake call to a dead endpoint take ~40 s)."""
+
+
+def store_options() -> dict[str, Any]:
+    """`STORE_OPTIONS` with the short retry waits as the SDK's retry policy."""
+    from azure.storage.blob import ExponentialRetry
+
+    from shared.storage import RETRY_BACKOFF
+
+    return {**STORE_OPTIONS, "retry_policy": ExponentialRetry(retry_total=STORE_OPTIONS["retry_total"], **RETRY_BACKOFF)}
 
 
 class StoreError(RuntimeError):
@@ -247,7 +258,7 @@ def open_store(url: Optional[str] = None) -> Any:
         from shared.preflight import lake_service
 
         parts = urlsplit(root)
-        service, host = lake_service(root, os.environ, STORE_OPTIONS)
+        service, host = lake_service(root, os.environ, store_options())
         return AzureStore(root, service.get_container_client(parts.netloc.split("@")[0]), parts.path, host)
     raise StoreError(f"lake {root}: only local folders and Azure Blob / ADLS Gen2 lakes are supported")
 
