@@ -119,7 +119,7 @@ def check_sources(
     for job in selected:
         by_source.setdefault(job.source_name, []).append(job)
     if any(not j.is_api for j in selected):
-        import shared.sources  # noqa: F401  (loads dlt once here, not under the import lock in every thread)
+        _load_drivers({j.source_type for j in selected if not j.is_api})
 
     def check_one(name: str) -> _Found:
         return _check_source(plan, by_source[name], resolve, connect_timeout, source_timeout)
@@ -143,6 +143,24 @@ def check_sources(
         result.by_row.setdefault(row, []).append(message)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _load_drivers(source_types: set[str]) -> None:
+    """Import the SQL drivers once, before any source's clock starts.
+
+    A cold import (a fresh install compiling its bytecode, six threads sharing one GIL) can take
+    seconds; that is not the source's time, and a source must not be called silent for it.
+    """
+    from shared.sources import SOURCE_CLASSES  # loads dlt once here, not under the import lock in every thread
+
+    for source_type in sorted(source_types):
+        drivername = getattr(SOURCE_CLASSES.get(source_type), "drivername", None)
+        if not drivername:
+            continue
+        try:
+            sa.dialects.registry.load(drivername.replace("+", ".")).import_dbapi()
+        except Exception:  # a missing driver is reported per source, with its message, by the check itself
+            log.debug("driver %s not loaded", drivername, exc_info=True)
 
 
 def _run_bounded(
