@@ -18,7 +18,7 @@ from typing import Any, Callable
 import azure.durable_functions as df
 
 from shared import steps
-from shared.config.models import PlanError
+from shared.workbook.models import PlanError
 from shared.redaction import install_log_redaction, redact
 
 bp = df.Blueprint()

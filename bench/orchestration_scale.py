@@ -24,8 +24,8 @@ def measure(jobs: int) -> dict[str, Any]:
     from function_app import app
     from orchestrations import ORCHESTRATOR
     from shared import steps
-    from shared.config import write_workbook
-    from shared.durable import LocalDurableRuntime
+    from shared.workbook import write_workbook
+    from ingest.durable import LocalDurableRuntime
     from shared.results import SUCCESS, JobResult
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))

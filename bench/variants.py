@@ -66,7 +66,7 @@ def job_path(engine: Engine, table: str, rows: int, out: Path) -> None:
     The job names `id` as its `partition_column`, as a workbook row for a large table would
     (PostgreSQL would pick its one-column primary key by itself).
     """
-    from shared.config.models import Job
+    from shared.workbook.models import Job
     from shared.runner import run_job
 
     job = Job(engine.source_type, "bench", table, "FULL", primary_key=("id",), partition_column="id")

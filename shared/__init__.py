@@ -1,6 +1,6 @@
 """Plain-Python library behind the ingestion service.
 
-Data flows one way: workbook (``shared.config``) -> plan of jobs -> ``shared.runner`` runs
+Data flows one way: workbook (``shared.workbook``) -> plan of jobs -> ``shared.runner`` runs
 one dlt pipeline per job (``shared.sources`` -> ``shared.destination``) -> results ->
 metrics and audit. Nothing here imports the Functions host, so every piece runs and is
 tested without it.

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from shared.redaction import redact
 
 if TYPE_CHECKING:
-    from shared.config.models import Job
+    from shared.workbook.models import Job
     from shared.sources import Source
 
 SOURCE, LAKE, PERMANENT, STORAGE = "source", "lake", "permanent", "storage"

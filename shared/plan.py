@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from shared.config import build_plan
-from shared.config.models import Plan
+from shared.workbook import build_plan
+from shared.workbook.models import Plan
 from shared.secrets import missing_secrets
 
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from shared.config.models import API_SOURCE_TYPES
+from shared.workbook.models import API_SOURCE_TYPES
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.results import JobResult
 
 

@@ -38,7 +38,7 @@ import dlt  # noqa: E402
 from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 
 from shared import naming  # noqa: E402
-from shared.config.models import Job  # noqa: E402
+from shared.workbook.models import Job  # noqa: E402
 from shared.destination import date_folder, make_destination  # noqa: E402
 from shared.drift import (  # noqa: E402
     compare, file_signature, record_and_compare, store_signature, stored_signature, type_changes,

@@ -38,8 +38,8 @@ from typing import Any, Callable, Iterable, Optional
 import sqlalchemy as sa
 from openpyxl.utils import column_index_from_string
 
-from shared.config.models import Job, Plan
-from shared.config.schema import parse_watermark, quote_value
+from shared.workbook.models import Job, Plan
+from shared.workbook.schema import parse_watermark, quote_value
 from shared.redaction import redact
 from shared.secrets import SourceSecrets, resolve_source_secrets
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, Optional, Union
 
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
-from shared.config.models import Job, PlanError
+from shared.workbook.models import Job, PlanError
 from shared.error_routing import (LakeGate, is_storage_error, local_publisher, record_outcome, storage_failures_as_outcomes,
                                   storage_message)
 from shared.errors import STORAGE
@@ -248,7 +248,7 @@ def download_workbook(ref: WorkbookRef, account: StorageAccount) -> bytes:
         PlanError: The blob does not exist or is too large.
         StorageUnreachableError: The endpoint cannot be reached or refuses the credentials.
     """
-    from shared.config.workbook import MAX_BYTES, too_large_message
+    from shared.workbook.workbook import MAX_BYTES, too_large_message
 
     size = workbook_blob_size(ref, account)
     if size is None:

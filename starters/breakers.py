@@ -1,6 +1,6 @@
 """`POST /api/breakers/{source}/reset`: close a source's circuit breaker (function-key auth).
 
-Same reset as `python -m shared.cli breakers reset` (shared/breakers/admin.py): through the
+Same reset as `python -m ingest breakers reset` (shared/breakers/admin.py): through the
 store's ETag-safe `update` in Table Storage, or the SQLite store locally.
 """
 

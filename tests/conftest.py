@@ -287,7 +287,7 @@ def app() -> Any:
 @pytest.fixture
 def runtime(app: Any) -> Iterator[Callable[..., Any]]:
     """Build local durable runtimes on the real app; all are closed after the test."""
-    from shared.durable import LocalDurableRuntime
+    from ingest.durable import LocalDurableRuntime
 
     made: list[LocalDurableRuntime] = []
 

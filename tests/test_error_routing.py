@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.breakers import CLOSED, LocalBreakerStore
-from shared.config import write_workbook
+from shared.workbook import write_workbook
 from tests.conftest import AZURITE_KEY, ROOT, _azurite_bin, free_port, in_ci, service_missing
 from tests.test_cli import cli, row
 
@@ -257,7 +257,7 @@ def test_storage_killed_mid_run_fails_fast_names_the_endpoint_and_writes_metrics
 
         main_log = tmp_path / "logs" / "main.log"
         offset = main_log.stat().st_size
-        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "run", str(workbook)], cwd=tmp_path,
+        proc = subprocess.Popen([sys.executable, "-m", "ingest", "run", str(workbook)], cwd=tmp_path,
                                 env={**os.environ, "PYTHONPATH": str(ROOT), **env},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
@@ -322,7 +322,7 @@ def test_after_a_lake_failure_jobs_check_the_lake_first_and_leave_their_source_a
     fails its pre-flight fails at once (class lake) without contacting its source (here a closed
     port, which would count on the source's breaker); after 5 such failures the lake's circuit is
     open and jobs are not even tried; when the lake is back, jobs run again."""
-    from shared.config.models import Job
+    from shared.workbook.models import Job
     from shared.error_routing import lake_breaker_key
     from shared.settings import AppSettings
     from shared.steps import Services, run_planned_job

@@ -1,6 +1,6 @@
 """kill -9 of the real CLI mid-load, and two CLIs on one lake at once (real PostgreSQL, local lake).
 
-Each crash test starts `python -m shared.cli run` in its own process group, SIGKILLs the group the
+Each crash test starts `python -m ingest run` in its own process group, SIGKILLs the group the
 moment a trigger fires (a new Parquet file anywhere in the lake, i.e. in staging; or a new file in
 the table's visible day folder), checks what a reader globbing the day folders sees right then,
 reruns, and checks the lake equals the source row for row.
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from shared.config import write_workbook
+from shared.workbook import write_workbook
 from tests.checksums import parquet_checksums, read_parquet, source_checksums
 from tests.conftest import ROOT
 from tests.sources.test_postgresql import COLUMNS, create_typed_table
@@ -39,11 +39,11 @@ if os.environ.get("CRASH_TESTS_UNSAFE") == "1":
 
 
 def start(tmp: Path, workbook: Path, lake: Path, work: str = "work", **extra: str) -> subprocess.Popen[str]:
-    """`shared.cli run` in its own process group (so SIGKILL reaches every process it started)."""
+    """`ingest.cli run` in its own process group (so SIGKILL reaches every process it started)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **ENV, "INGESTION_WORK_DIR": str(tmp / work),
            "INGESTION_STATE_DIR": str(tmp / "state"), "INGESTION_METRICS_DIR": str(tmp / "metrics"),
            "INGESTION_AUDIT_DIR": str(tmp / "audit"), "INGESTION_LOGS_DIR": str(tmp / "logs"), **extra}
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", "run", str(workbook), "--lake", str(lake)],
+    return subprocess.Popen([sys.executable, "-m", "ingest", "run", str(workbook), "--lake", str(lake)],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

@@ -1,4 +1,4 @@
-"""Run history and breaker controls on the local stores: `python -m shared.cli history`,
+"""Run history and breaker controls on the local stores: `python -m ingest history`,
 `breakers list`, `breakers reset` as a user runs them (a subprocess), and the HTTP reset called
 with a real `func.HttpRequest`. Metrics come from the real publisher, breaker states from the real
 SQLite store and circuit breaker."""
@@ -29,7 +29,7 @@ DROPPED = ("AzureWebJobsStorage", "INGESTION_STORAGE")
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k.split("__")[0] not in DROPPED}
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ingest", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={**base, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env})
 
 

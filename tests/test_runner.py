@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.runner import pipeline_name, root_cause, run_job
 
 

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from shared.config import write_workbook
-from shared.config.models import Job, Plan
+from shared.workbook import write_workbook
+from shared.workbook.models import Job, Plan
 from shared.plan import load_plan
 from shared import source_check
 from shared.source_check import check_sources
@@ -39,7 +39,7 @@ def plan_of(*jobs: Job) -> Plan:
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "ingest", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=120)
 
 

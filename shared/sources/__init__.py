@@ -5,7 +5,7 @@ Each type is a small module; adding one means a class and a line in `SOURCE_CLAS
 
 from __future__ import annotations
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.secrets import SourceSecrets
 from shared.sources.api import ApiSource
 from shared.sources.base import Source, SqlSource, chunk_size_for

@@ -15,7 +15,7 @@ import dlt
 import sqlalchemy as sa
 from dlt.extract.resource import DltResource
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.errors import JobConfigError
 from shared.secrets import SourceSecrets
 from shared.sources.arrow_types import integer_width_hints

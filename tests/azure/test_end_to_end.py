@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import write_workbook
-from shared.durable import LocalDurableClient
+from shared.workbook import write_workbook
+from ingest.durable import LocalDurableClient
 from tests.conftest import ROOT, named_blob
 
 ROWS = [
@@ -75,7 +75,7 @@ def test_dropping_a_workbook_runs_it(azure_env: Any, uploaded_workbook: str, run
 def test_cli_runs_an_az_workbook_with_only_azurite(azure_env: Any, uploaded_workbook: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "run", f"az://{uploaded_workbook}", "--metrics-out", str(tmp_path / "m.json")],
+        [sys.executable, "-m", "ingest", "run", f"az://{uploaded_workbook}", "--metrics-out", str(tmp_path / "m.json")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1, result.stdout + result.stderr  # one job fails on purpose

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.preflight import PreflightError, check_lake
 from shared.runner import run_job
 from tests.conftest import free_port

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.lake import LockTimeout, TableLake
 from shared.preflight import check_lake
 from shared.runner import run_job

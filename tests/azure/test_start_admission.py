@@ -13,8 +13,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared.config import write_workbook
-from shared.durable import LocalDurableClient
+from shared.workbook import write_workbook
+from ingest.durable import LocalDurableClient
 from starters.functions import instance_id_for
 from tests.conftest import named_blob
 

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from shared.audit import AUDIT_COLUMNS, AppendBlobAuditWriter
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.results import JobResult
 from shared.run_store import BlobRunStore
 from shared.steps import _ensure_container

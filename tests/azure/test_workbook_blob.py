@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.config.models import PlanError
+from shared.workbook.models import PlanError
 from shared.steps import Services, plan_run
 
 
@@ -28,7 +28,7 @@ def test_a_csv_uploaded_as_xlsx_gets_the_file_error(azure_env: Any) -> None:
 
 
 def test_an_oversized_blob_is_refused_before_download(azure_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared.config.workbook as workbook
+    import shared.workbook.workbook as workbook
 
     monkeypatch.setattr(workbook, "MAX_BYTES", 1000)
     azure_env.upload(azure_env.config_container, "big.xlsx", b"x" * 5000)
@@ -37,7 +37,7 @@ def test_an_oversized_blob_is_refused_before_download(azure_env: Any, monkeypatc
 
 
 def test_a_bare_name_is_looked_up_in_the_config_container(azure_env: Any, shop_db: Any, tmp_path: Any) -> None:
-    from shared.config import write_workbook
+    from shared.workbook import write_workbook
 
     local = tmp_path / "w.xlsx"
     write_workbook(local, [{"source_type": "sqlite", "source_name": "shop", "table_name": "orders",
@@ -50,7 +50,7 @@ def test_a_bare_name_is_looked_up_in_the_config_container(azure_env: Any, shop_d
 def test_inside_a_functions_host_the_app_folder_sample_is_never_read(
     azure_env: Any, shop_db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.config import write_workbook
+    from shared.workbook import write_workbook
 
     # The host starts the worker in the app folder, which ships config/ingestion_config.xlsx.
     write_workbook(tmp_path / "config" / "ingestion_config.xlsx",
@@ -74,7 +74,7 @@ def test_inside_a_functions_host_only_the_config_container_is_read(azure_env: An
 
 
 def test_a_canonical_spelling_reads_the_same_blob(azure_env: Any, shop_db: Any, tmp_path: Any) -> None:
-    from shared.config import write_workbook
+    from shared.workbook import write_workbook
 
     local = tmp_path / "w.xlsx"
     write_workbook(local, [{"source_type": "sqlite", "source_name": "shop", "table_name": "orders", "load_type": "FULL", "enabled": "Y"}])

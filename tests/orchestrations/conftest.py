@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from shared.config import write_workbook
+from shared.workbook import write_workbook
 
 
 @pytest.fixture

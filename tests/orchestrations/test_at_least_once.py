@@ -1,7 +1,7 @@
 """Durable runs activities at least once: the lake and the metrics must not notice.
 
 The real orchestrator and real activities run on the local durable runtime with seeded
-at-least-once faults (`shared.durable.faults`): a completed activity re-delivered because its
+at-least-once faults (`ingest.durable.faults`): a completed activity re-delivered because its
 result was lost, an activity killed mid-way and re-delivered, and two executions of one delivery
 at once. Sources are small real PostgreSQL tables; the lake is a local folder read the way a
 reader would: a glob of `<source>/<table>/<YYYY>/<MM>/<DD>/*.parquet`.
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from orchestrations import ORCHESTRATOR
 from orchestrations.ingestion import FINISH_SPLIT, RUN_JOB, RUN_SLICE
-from shared.durable import KILL, REDELIVER, TWICE, FaultRule, Faults, LocalDurableRuntime
+from ingest.durable import KILL, REDELIVER, TWICE, FaultRule, Faults, LocalDurableRuntime
 from tests.checksums import parquet_checksums, read_parquet, source_checksums
 from tests.sources.test_postgresql import COLUMNS, create_typed_table
 

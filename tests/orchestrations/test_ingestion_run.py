@@ -1,4 +1,4 @@
-"""The whole service through `python -m shared.cli run`: orchestration on the local durable
+"""The whole service through `python -m ingest run`: orchestration on the local durable
 runtime, real PostgreSQL and MariaDB sources, a source that is down, retries and breakers.
 
 The "down" source is a real TCP listener that accepts and drops every connection and counts
@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 
-from shared.config import write_workbook
+from shared.workbook import write_workbook
 from tests.conftest import ROOT
 from tests.sources.test_postgresql import create_typed_table
 from tests.test_cli import cli

@@ -256,7 +256,7 @@ def test_retries_while_other_jobs_run_start_on_time_in_azure_and_land_on_their_j
     or start late (a retry held behind another job's long attempt), and each job's rows land on
     that job. The job body is a scripted stand-in (durations, failures, distinct row counts):
     this test is about the orchestration's replay in Azure, not about dlt."""
-    from shared.durable import activity_sleep
+    from ingest.durable import activity_sleep
     from shared.results import FAILED
 
     # table -> per attempt: (virtual seconds, succeeds?)

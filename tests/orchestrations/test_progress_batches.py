@@ -18,7 +18,7 @@ from rich.progress import Progress as Bar
 from orchestrations import BATCH_ORCHESTRATOR, ORCHESTRATOR
 from orchestrations.progress import MAX_BATCH_DETAIL, BatchBoard, Progress, combined_counts
 from shared import steps
-from shared.cli import _LiveProgress
+from ingest.cli import _LiveProgress
 from shared.results import FAILED, SUCCESS, JobResult
 
 BATCHES, SIZE = 25, 2
@@ -54,7 +54,7 @@ def test_more_than_twenty_batches_publish_counts_the_cli_reads(
             seen.append(dict(live.counts))
 
         rt = runtime(max_parallel=3, virtual_time=True, on_status=on_status)
-        with caplog.at_level(logging.ERROR, logger="shared.durable"):
+        with caplog.at_level(logging.ERROR, logger="ingest.durable"):
             result = rt.run(ORCHESTRATOR, {"config": str(path), "only": [], "dry_run": False},
                             instance_id="many", timeout=300)
     assert result.succeeded, result.error

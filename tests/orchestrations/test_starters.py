@@ -13,7 +13,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared.durable import LocalDurableClient
+from ingest.durable import LocalDurableClient
 from starters.functions import instance_id_for
 from tests.conftest import named_blob
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.runner import run_job
 from shared.sources.api import ApiSource
 from shared.secrets import EnvProvider, resolve_source_secrets

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import pytest
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.redaction import clear_secrets
 from shared.runner import run_job
 from shared.secrets import EnvProvider, resolve_source_secrets

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.redaction import clear_secrets
 from shared.runner import run_job
 from shared.sources import connectorx_loader

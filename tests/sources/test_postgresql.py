@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.runner import run_job
 from tests.checksums import parquet_checksums, read_parquet, source_checksums
 

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 import sqlalchemy as sa
 
-from shared.config.models import Job
+from shared.workbook.models import Job
 from shared.runner import run_job
 
 CHANGES = {

@@ -8,7 +8,7 @@ venv (`.venv-worker`, Python 3.13 + `requirements.txt` + `azure-functions-runtim
 load and invocation handlers. Stand-ins, since the Functions host cannot run here: the host's
 protobuf classes (`host_protos.py`) and the Durable extension's management HTTP API, answered by
 a small loopback server below (`start_new` / `get_status`, nothing of our code). The durable
-client binding JSON is the one the extension sends (`shared.durable.client.client_binding`).
+client binding JSON is the one the extension sends (`ingest.durable.client.client_binding`).
 
 Without the worker venv or Python 3.13 these tests skip locally and fail under CI=true.
 """
@@ -307,7 +307,7 @@ def worker_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def workbook(tmp_path: Path) -> Path:
-    from shared.config import write_workbook
+    from shared.workbook import write_workbook
 
     return write_workbook(tmp_path / "jobs.xlsx", [{"source_type": "sqlite", "source_name": "shop",
                                                     "table_name": "items", "load_type": "FULL", "enabled": "Y"}])
@@ -374,7 +374,7 @@ def test_http_starter_through_the_worker(worker_python: Path, worker_env: dict[s
                                          durable_api: DurableApi) -> None:
     """POST /api/ingestions as the host delivers it (RpcHttp + durable client JSON): 202 with the
     status URLs after start_new, then 409 while that run is going, 400 for a bad body."""
-    from shared.durable.client import client_binding
+    from ingest.durable.client import client_binding
 
     client = json.dumps({**client_binding(), "rpcBaseUrl": durable_api.rpc_base_url})
 

@@ -11,7 +11,7 @@ import azure.functions as func
 import pytest
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
-from shared.durable import LocalDurableClient
+from ingest.durable import LocalDurableClient
 
 TIMEOUT = 30
 LINK_KEYS = {"id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri",

@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import pytest
 
-from shared.durable import COMPLETED
-from shared.durable.history import parse_timestamp
+from ingest.durable import COMPLETED
+from ingest.durable.history import parse_timestamp
 
 SEEDS = range(40)
 TIMEOUT = 60

@@ -1,4 +1,4 @@
-"""Command line: `python -m shared.cli {validate,run,template,demo,history,breakers}`.
+"""Command line: `python -m ingest {validate,run,template,demo,history,breakers}`.
 
 Exit codes: 0 all good; 1 at least one job failed; 2 the workbook (or the command line) is invalid,
 or the lake or the service's storage failed (unreachable, full): then one line names it, and the
@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from shared.config.models import Job, Plan, PlanError
+from shared.workbook.models import Job, Plan, PlanError
 from shared.redaction import install_log_redaction, redact
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID = 0, 1, 2
@@ -153,7 +153,7 @@ def _check_sources_or_exit(plan: Plan, jobs: list[Job], config: str) -> str:
 @app.command()
 def template(path: Path = typer.Argument(..., help="Where to write the empty workbook (.xlsx).")) -> None:
     """Write an empty workbook with every column, header help and dropdowns."""
-    from shared.config.template import write_template
+    from shared.workbook.template import write_template
 
     write_template(path)
     out.print(f"wrote {path}")
@@ -232,7 +232,7 @@ def run_orchestration(
     """Run a workbook through the real orchestrator on the local durable runtime; return the exit code."""
     from function_app import app as functions_app
     from orchestrations import ORCHESTRATOR
-    from shared.durable import LocalDurableRuntime
+    from ingest.durable import LocalDurableRuntime
     from starters.functions import instance_id_for
 
     local = Path(config)
@@ -313,8 +313,8 @@ def demo(
     directory: Path = typer.Option(Path("demo"), "--dir", help="Scratch folder for the database, workbook and lake."),
 ) -> None:
     """Create a sample SQLite shop and workbook, ingest them into a local lake, print the Parquet paths."""
-    from shared.config.template import DEMO_ROWS, write_workbook
-    from shared.demo import DEMO_DB_FILE, DEMO_SOURCE, DEMO_WORKBOOK_FILE, create_demo_database
+    from shared.workbook.template import DEMO_ROWS, write_workbook
+    from ingest.demo import DEMO_DB_FILE, DEMO_SOURCE, DEMO_WORKBOOK_FILE, create_demo_database
     from shared.secrets import env_var_name
 
     directory = directory.resolve()

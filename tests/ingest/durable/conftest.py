@@ -18,8 +18,8 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from shared.durable import LocalDurableRuntime, activity_sleep
-from shared.durable.history import parse_timestamp
+from ingest.durable import LocalDurableRuntime, activity_sleep
+from ingest.durable.history import parse_timestamp
 
 
 class Ledger:

@@ -3,7 +3,7 @@
 Everything about a column comes from the schema: the header comment (description,
 requirement, allowed values, example), the dropdown of an enum or yes/no column, the
 whole-number rule of an integer column and the README sheet. Regenerate the committed
-sample with `python -m shared.config.template`.
+sample with `python -m shared.workbook.template`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from shared.config.schema import Column, WorkbookSchema, load_schema
+from shared.workbook.schema import Column, WorkbookSchema, load_schema
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shared.config import SCHEMA_PATH, Job, WorkbookSchema, load_schema, validate_workbook
-from shared.config.models import API_SOURCE_TYPES, SQL_SOURCE_TYPES
-from shared.config.schema import CellValueError, to_json_value
+from shared.workbook import SCHEMA_PATH, Job, WorkbookSchema, load_schema, validate_workbook
+from shared.workbook.models import API_SOURCE_TYPES, SQL_SOURCE_TYPES
+from shared.workbook.schema import CellValueError, to_json_value
 
 
 def test_columns_in_template_order(schema: WorkbookSchema) -> None:

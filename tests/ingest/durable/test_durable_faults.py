@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
-from shared.durable import (COMPLETED, KILL, MODES, REDELIVER, TWICE, ActivityKilled, FaultRule,
+from ingest.durable import (COMPLETED, KILL, MODES, REDELIVER, TWICE, ActivityKilled, FaultRule,
                             Faults)
-from shared.durable.faults import DEFAULT_KILL_CALLS, learned_length
+from ingest.durable.faults import DEFAULT_KILL_CALLS, learned_length
 
 TIMEOUT = 30
 
@@ -52,7 +52,7 @@ def test_invalid_configs_are_refused():
 
 def test_redelivery_runs_the_activity_again_and_records_the_second_result(make_runtime, ledger, history_ok, caplog):
     rt = make_runtime(faults=Faults.only(REDELIVER, seed=1))
-    with caplog.at_level(logging.INFO, logger="shared.durable.runtime"):
+    with caplog.at_level(logging.INFO, logger="ingest.durable.runtime"):
         result = rt.run("run_jobs", one_job("a", value=7), timeout=TIMEOUT)
     assert result.runtime_status == COMPLETED
     assert ledger.attempts["a"] == 2 and ledger.finished["a"] == 2
@@ -123,7 +123,7 @@ def test_kill_fractions_apply_to_kill_calls_when_given(make_runtime, ledger):
 
 def test_two_executions_overlap_and_the_first_to_finish_is_recorded(make_runtime, ledger, history_ok, caplog):
     rt = make_runtime(faults=Faults.only(TWICE, seed=5, duplicate_delay=0.05))
-    with caplog.at_level(logging.INFO, logger="shared.durable.runtime"):
+    with caplog.at_level(logging.INFO, logger="ingest.durable.runtime"):
         result = rt.run("busy_jobs", [{"key": "k", "steps": 20, "sleep": 0.3}], timeout=TIMEOUT)
     assert ledger.attempts["k"] == 2 and ledger.finished["k"] == 2  # joined before recording
     (start1, end1), (start2, end2) = sorted(ledger.spans["k"])

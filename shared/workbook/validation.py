@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Optional
 from jsonschema import ValidationError
 from openpyxl.utils import get_column_letter
 
-from shared.config.models import Job, Plan, PlanError
-from shared.config.schema import (
+from shared.workbook.models import Job, Plan, PlanError
+from shared.workbook.schema import (
     CellValueError,
     Column,
     WorkbookSchema,
@@ -34,7 +34,7 @@ from shared.config.schema import (
     to_json_value,
     type_name,
 )
-from shared.config.workbook import Cell, SheetCells, WorkbookError, WorkbookSource, read_sheet
+from shared.workbook.workbook import Cell, SheetCells, WorkbookError, WorkbookSource, read_sheet
 
 SecretsCheck = Callable[[str, str], list[str]]
 """`check_secrets(source_name, source_type)` -> problems with that source's secrets (empty = ok)."""

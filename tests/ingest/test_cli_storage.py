@@ -22,7 +22,7 @@ def test_an_unreachable_workbook_blob_fails_fast_with_one_line(command: str, tmp
                                   f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"}
     env.pop("INGESTION_STORAGE", None)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "shared.cli", command, "az://config/x.xlsx"],
+    result = subprocess.run([sys.executable, "-m", "ingest", command, "az://config/x.xlsx"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr

@@ -7,10 +7,10 @@ The contract itself is `config/config_schema.json`; `build_plan` reads a workboo
 
 from typing import Any
 
-from shared.config.models import API_SOURCE_TYPES, SQL_SOURCE_TYPES, Job, Plan, PlanError
-from shared.config.schema import SCHEMA_PATH, Column, WorkbookSchema, load_schema
-from shared.config.validation import SecretsCheck, ValidationReport, build_plan, validate_workbook
-from shared.config.workbook import WorkbookError
+from shared.workbook.models import API_SOURCE_TYPES, SQL_SOURCE_TYPES, Job, Plan, PlanError
+from shared.workbook.schema import SCHEMA_PATH, Column, WorkbookSchema, load_schema
+from shared.workbook.validation import SecretsCheck, ValidationReport, build_plan, validate_workbook
+from shared.workbook.workbook import WorkbookError
 
 _TEMPLATE_NAMES = (
     "DEMO_ROWS",
@@ -24,9 +24,9 @@ _TEMPLATE_NAMES = (
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use so `python -m shared.config.template` runs the module only once.
+    # Imported on first use so `python -m shared.workbook.template` runs the module only once.
     if name in _TEMPLATE_NAMES:
-        from shared.config import template
+        from shared.workbook import template
 
         return getattr(template, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

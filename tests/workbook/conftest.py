@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from shared.config.schema import WorkbookSchema, load_schema
+from shared.workbook.schema import WorkbookSchema, load_schema
 
 CORE_HEADER = [
     "source_type",

@@ -2,7 +2,7 @@
 
 This module knows about files and Excel (what an .xlsx looks like inside, cached formula
 values, merged cells) and nothing about the contract: it hands back `SheetCells` and
-`shared.config.validation` decides what the values mean. Every failure to read is a
+`shared.workbook.validation` decides what the values mean. Every failure to read is a
 `WorkbookError` with one line the user can act on.
 """
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.config import Job, PlanError, build_plan, validate_workbook
+from shared.workbook import Job, PlanError, build_plan, validate_workbook
 
 VALID_ROW = ["postgresql", "erp", "invoices", "FULL", "Y"]
 

@@ -1,4 +1,4 @@
-"""Measure the local runtime's own cost (not a test): `python -m shared.durable.bench_runtime`.
+"""Measure the local runtime's own cost (not a test): `python -m ingest.durable.bench_runtime`.
 
 Prints, per workload, the wall time, the number of episodes, the time inside the SDK's
 replay handler (inherent: each episode re-runs the generator over the whole history) and

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from shared.config import write_workbook
+from shared.workbook import write_workbook
 from tests.checksums import parquet_checksums, read_parquet, source_checksums
 from tests.conftest import ROOT, free_port
 from tests.sources.test_postgresql import COLUMNS as TYPED_COLUMNS, assert_types, create_typed_table
@@ -23,7 +23,7 @@ SECRET = "p@ss:w/rd#1"
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "ingest", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

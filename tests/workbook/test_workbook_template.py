@@ -8,7 +8,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from shared.config import (
+from shared.workbook import (
     DEMO_ROWS,
     DEMO_SOURCE,
     SAMPLE_PATH,
@@ -185,7 +185,7 @@ def test_committed_sample_is_up_to_date(tmp_path: Path) -> None:
     """The committed file holds what `write_sample_workbook` writes today (regenerate if not)."""
     fresh = write_sample_workbook(tmp_path / "sample.xlsx")
     values = [list(openpyxl.load_workbook(p)["SourceConfig"].values) for p in (SAMPLE_PATH, fresh)]
-    assert values[0] == values[1], "run: python -m shared.config.template"
+    assert values[0] == values[1], "run: python -m shared.workbook.template"
 
 
 def test_demo_rows_are_a_valid_workbook_on_their_own(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ Durable extension does, runs activities on a thread pool and fires timers in rea
 virtual time. Orchestrator code cannot tell the two runtimes apart.
 
     from function_app import app
-    from shared.durable import LocalDurableClient, LocalDurableRuntime
+    from ingest.durable import LocalDurableClient, LocalDurableRuntime
 
     runtime = LocalDurableRuntime(app, max_parallel=4,
                                   on_status=lambda iid, status: print(iid, status))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.config import PlanError, build_plan
+from shared.workbook import PlanError, build_plan
 
 INCREMENTAL = ["postgresql", "erp", "orders", "INCREMENTAL", "Y", None, "updated_at"]
 ALLOWED_WATERMARK = "allowed: a date (2024-01-31), a date and time"

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import azure.durable_functions as df
 import pytest
 
-from shared.durable import COMPLETED, FAILED, RUNNING, TERMINATED, LocalDurableRuntime, index_app
-from shared.durable.history import parse_timestamp
-from shared.durable.runtime import BATCH_LIMIT
+from ingest.durable import COMPLETED, FAILED, RUNNING, TERMINATED, LocalDurableRuntime, index_app
+from ingest.durable.history import parse_timestamp
+from ingest.durable.runtime import BATCH_LIMIT
 
 TIMEOUT = 30  # real seconds; generous, only to turn a hang into a failure
 

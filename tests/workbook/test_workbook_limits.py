@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from shared.config import PlanError, build_plan
-from shared.config import workbook as workbook_module
-from shared.config.workbook import MAX_STORED_CELLS, MAX_ZIP_MEMBERS, WorkbookError, read_sheet, safe_reason
+from shared.workbook import PlanError, build_plan
+from shared.workbook import workbook as workbook_module
+from shared.workbook.workbook import MAX_STORED_CELLS, MAX_ZIP_MEMBERS, WorkbookError, read_sheet, safe_reason
 
 VALID = [["sqlite", "demo", "orders", "FULL", "Y"]]
 

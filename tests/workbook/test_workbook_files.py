@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import PlanError, build_plan, validate_workbook
-from shared.config.workbook import MAX_BYTES
+from shared.workbook import PlanError, build_plan, validate_workbook
+from shared.workbook.workbook import MAX_BYTES
 
 HERE = Path(__file__).parent
 SAVE_AS = "open it in Excel and save it as 'Excel Workbook (*.xlsx)'"
