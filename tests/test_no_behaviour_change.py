@@ -131,9 +131,13 @@ def metrics_text(path: Path, tmp: Path) -> str:
 
 
 def cli_text(result: subprocess.CompletedProcess[str], tmp: Path) -> str:
-    """Exit code, stdout and stderr as one normalised text."""
+    """Exit code, stdout and stderr as one normalised text.
+
+    A stderr line repeated word for word is kept once: dlt's warn-once cache (an `lru_cache`) is
+    not thread-safe, so two jobs starting together may both log its layout warning.
+    """
     stdout = _JOB_TIMING.sub(_timing, normalise(result.stdout, tmp))
-    stderr = normalise(result.stderr, tmp)
+    stderr = "".join(dict.fromkeys(normalise(result.stderr, tmp).splitlines(keepends=True)))
     return f"exit code: {result.returncode}\n--- stdout\n{stdout}--- stderr\n{stderr}"
 
 
