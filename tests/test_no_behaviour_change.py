@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from shared.workbook import write_workbook
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow  # about 15 s: four CLI runs and an app import in subprocesses
+pytestmark = pytest.mark.slow  # 10-15 s on an idle machine: three CLI runs and an app import in subprocesses
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("INGESTION_UPDATE_GOLDEN") == "1"
@@ -181,9 +181,10 @@ def run_cli(*args: str, cwd: Path, tmp: Path, env: dict[str, str] | None = None)
     (dlt's scratch folders go to `tmp`/work, outside the folders compared)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV)}
     full_env = {**base, "PYTHONPATH": str(CODE), "RUNTIME__DLTHUB_TELEMETRY": "false", "COLUMNS": "200",
-                "NO_COLOR": "1", "TERM": "dumb", "INGESTION_WORK_DIR": str(tmp / "work"), **(env or {})}
+                "NO_COLOR": "1", "TERM": "dumb", "PYTHONIOENCODING": "utf-8", "INGESTION_WORK_DIR": str(tmp / "work"),
+                **(env or {})}
     return subprocess.run([sys.executable, "-m", CLI, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, encoding="utf-8", timeout=300)
 
 
 class Golden:
@@ -207,9 +208,10 @@ class Golden:
                 fromfile=f"{rel} (golden)", tofile=f"{rel} (this run)")))
 
     def assert_same(self) -> None:
-        assert not self.diffs, (
-            "behaviour changed (issue 11 allows none); if the change is intended, rerun with "
-            "INGESTION_UPDATE_GOLDEN=1 and commit the new golden files:\n" + "\n".join(self.diffs))
+        if self.diffs:
+            pytest.fail("behaviour changed (issue 11 allows none); if the change is intended, rerun with "
+                        "INGESTION_UPDATE_GOLDEN=1 and commit the new golden files:\n" + "\n".join(self.diffs),
+                        pytrace=False)
 
 
 def test_demo_is_unchanged(tmp_path: Path) -> None:
@@ -319,7 +321,7 @@ def test_app_bindings_are_unchanged() -> None:
     golden = Golden("app")
     base = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV)}
     result = subprocess.run([sys.executable, "-c", _BINDINGS_SCRIPT], cwd=CODE, env={**base, "PYTHONPATH": str(CODE)},
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert result.returncode == 0, result.stderr
     golden.check("bindings.json", result.stdout)
     golden.assert_same()
