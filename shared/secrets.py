@@ -250,9 +250,9 @@ def missing_secrets(
     try:
         secrets = resolve_source_secrets(source_name, source_type, providers)
     except Exception as exc:  # an unreachable vault must surface as a plan problem
-        from shared.redaction import redact
+        from shared.redaction import error_line
 
-        return [f"could not read secrets: {redact(exc).splitlines()[0]}"]
+        return [error_line(exc, "could not read secrets: ")]
     missing = [
         " or ".join(group) for group in required_fields(source_type) if not any(secrets.get(f) for f in group)
     ]
