@@ -173,17 +173,13 @@ class AppSettings(BaseSettings):
         return BreakerSettings(self.breaker_failure_threshold, self.breaker_timeout_seconds,
                                self.breaker_half_open_successes)
 
-    @property
-    def in_functions(self) -> bool:
-        """Inside the Azure Functions host (its file system is read-only outside temp)."""
-        return bool(self.functions_worker_runtime or self.website_site_name)
-
     # Validation: each message names the setting, quotes the value and says what is allowed.
 
     @model_validator(mode="before")
     @classmethod
     def _local_folders(cls, values: dict[str, Any]) -> dict[str, Any]:
-        """Relative defaults are under the working directory, or under temp inside Functions."""
+        """Relative defaults are under the working directory, or under temp inside Functions (its
+        file system is read-only outside temp)."""
         values = dict(values)
         in_functions = values.get("FUNCTIONS_WORKER_RUNTIME") or values.get("WEBSITE_SITE_NAME")
         base = Path(tempfile.gettempdir()) / "ingestion" if in_functions else Path.cwd()

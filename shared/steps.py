@@ -23,6 +23,7 @@ from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
 from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult
 from shared.run_store import BlobRunStore, LocalRunStore, RunStore
+from shared.secrets import use_run
 from shared.settings import AppSettings
 from shared.storage import StorageAccount, quick_options, storage_account, storage_error
 from shared.workbook_ref import (WorkbookRef, WorkbookRefError, canonical_blob, in_functions_host, is_blob_reference,
@@ -135,6 +136,7 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     from shared.plan import load_plan
     from shared.preflight import check_lake
 
+    use_run(key)  # secrets read from a vault are kept for this run
     config = request["config"]
     source, label = fetch_workbook(config, services.account, services.settings.config_container)
     plan = load_plan(source, source_label=label)
@@ -317,6 +319,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     """
     from shared.runner import run_job, unsafe_redelivery
 
+    use_run(key)
     job = services.runs.load_jobs(plan_ref)[index]
     previous = services.runs.load_result(key, index)
     if previous is not None and previous.status == SUCCESS and not unsafe_redelivery():
@@ -366,6 +369,7 @@ def run_planned_slice(
     `finish_split` publishes, so a redelivered slice never adds rows."""
     from shared.runner import run_job, split_id
 
+    use_run(key)
     job = services.runs.load_jobs(plan_ref)[index]
     decision = services.breaker.check(job.source_name)
     if not decision.allowed:
