@@ -54,7 +54,6 @@ from shared.sources import Source, SqlSource, make_source  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-"""Parent folder for per-run dlt working directories (default: the system temp folder)."""
 MAX_ERROR_CHARS = 500
 UNSAFE_REDELIVERY_ENV = "INGESTION_UNSAFE_REDELIVERY"
 """Test-only switch (undocumented on purpose): ignore idempotency tokens and stored results, to

@@ -21,7 +21,6 @@ import time
 from typing import Any, Optional
 
 
-
 class LockTimeout(RuntimeError):
     """Another run held the table for longer than we may wait; nothing was loaded."""
 

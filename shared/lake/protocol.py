@@ -336,10 +336,9 @@ class TableLake:
     def clean_staging(self, keep: tuple[str, ...] = ()) -> None:
         """Delete staging no live attempt can own: every job attempt (they run under the lock we
         hold) and split slices older than the TTL."""
-        # INGESTION_STAGING_TTL_HOURS: a live split finishes well within it; older slices' run died.
         from shared.settings import settings
 
-        ttl = settings().staging_ttl_hours * 3600
+        ttl = settings().staging_ttl_hours * 3600  # a live split finishes well within it
         now = time.time()
         for name in self.store.ls(self.staging_dir):
             if name in keep:

@@ -77,13 +77,18 @@ def default_providers(environ: Optional[Mapping[str, str]] = None) -> list[Confi
     from shared.settings import settings
 
     config = settings(environ)
+    return _providers(config.databricks_runtime_version, config.key_vault_url, config.dlt_project_dir, environ)
+
+
+def _providers(databricks: Optional[str], vault_url: Optional[str], project_dir: Path,
+               environ: Optional[Mapping[str, str]] = None) -> list[ConfigProvider]:
     providers: list[ConfigProvider] = []
-    if config.databricks_runtime_version:
+    if databricks:
         providers.append(DatabricksProvider())
-    if config.key_vault_url:
-        providers.append(KeyVaultProvider(config.key_vault_url))
+    if vault_url:
+        providers.append(KeyVaultProvider(vault_url))
     providers.append(EnvProvider(environ))
-    providers.append(TomlProvider(config.dlt_project_dir / ".dlt" / "secrets.toml"))
+    providers.append(TomlProvider(project_dir / ".dlt" / "secrets.toml"))
     return providers
 
 
@@ -119,14 +124,7 @@ def secret_chain() -> SecretChain:
 
 @lru_cache(maxsize=4)
 def _chain(databricks: Optional[str], vault_url: Optional[str], project_dir: Path) -> SecretChain:
-    providers: list[ConfigProvider] = []
-    if databricks:
-        providers.append(DatabricksProvider())
-    if vault_url:
-        providers.append(KeyVaultProvider(vault_url))
-    providers.append(EnvProvider())
-    providers.append(TomlProvider(project_dir / ".dlt" / "secrets.toml"))
-    return SecretChain(providers)
+    return SecretChain(_providers(databricks, vault_url, project_dir))
 
 
 def use_run(run: str) -> None:
