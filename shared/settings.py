@@ -8,6 +8,9 @@ setting could silently come from a file that dlt reads for its own configuration
 maps each field to its exact variable name (the alias), coerces the type and names the setting
 that failed. dlt keeps its own settings (`SOURCES__*`, `DESTINATION__*`, `RUNTIME__*`).
 
+All settings are validated together: an unusable value fails the first read of the settings
+(`SettingsError`, naming every bad setting, its value and what is allowed), wherever it is read.
+
 `settings()` validates the environment once and caches the result per process, keyed by the values
 of the declared variables and the working directory: a changed variable (`monkeypatch.setenv` in a
 test) is a new key and is validated once more, with no reset needed. `reset_settings()` empties the
