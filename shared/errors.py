@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
@@ -42,7 +41,6 @@ ERROR_CLASSES: tuple[str, ...] = (SOURCE, LAKE, PERMANENT, STORAGE)
 RETRYABLE_CLASSES = frozenset({SOURCE, LAKE})
 SHEET = "SourceConfig"
 """The jobs sheet, for cell references of jobs that carry only a row number."""
-WORK_DIR_ENV = "INGESTION_WORK_DIR"
 
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _DISK_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
@@ -153,7 +151,9 @@ def lake_label(root: str, environ: Mapping[str, str] = os.environ) -> str:
 
 def work_label(environ: Mapping[str, str] = os.environ) -> str:
     """The local folder dlt extracts and normalizes into, and this machine."""
-    return f"work folder {environ.get(WORK_DIR_ENV) or tempfile.gettempdir()} on host {socket.gethostname()}"
+    from shared.settings import settings
+
+    return f"work folder {settings(environ).work_dir} on host {socket.gethostname()}"
 
 
 def lake_host(root: str, environ: Mapping[str, str] = os.environ) -> str:

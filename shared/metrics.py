@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 from shared.results import (
     FAILED,
@@ -40,8 +40,6 @@ from shared.results import (
 
 DEFAULT_THROUGHPUT_FLOOR = 1000.0
 """Rows per second a large successful job should reach to count as healthy."""
-
-ENV_THROUGHPUT_FLOOR = "HEALTH_THROUGHPUT_FLOOR"
 
 SMALL_JOB_ROWS = 10_000
 """Jobs under this many rows always meet the throughput floor (their rate is mostly overhead)."""
@@ -55,7 +53,7 @@ _THROUGHPUT_WEIGHT = Fraction(30)
 _NO_RETRY_WEIGHT = Fraction(20)
 
 
-def throughput_floor_from_env(environ: Mapping[str, str] = os.environ) -> float:
+def throughput_floor_from_env(environ: Optional[Mapping[str, str]] = None) -> float:
     """The health throughput floor: `HEALTH_THROUGHPUT_FLOOR`, else `DEFAULT_THROUGHPUT_FLOOR`.
 
     Args:
@@ -67,16 +65,9 @@ def throughput_floor_from_env(environ: Mapping[str, str] = os.environ) -> float:
     Raises:
         ValueError: The variable is set to something other than a number >= 0.
     """
-    raw = (environ.get(ENV_THROUGHPUT_FLOOR) or "").strip()
-    if not raw:
-        return DEFAULT_THROUGHPUT_FLOOR
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value < float("inf")):
-        raise ValueError(f"{ENV_THROUGHPUT_FLOOR}: {raw!r} is not a number of rows per second >= 0")
-    return value
+    from shared.settings import settings
+
+    return settings(environ).throughput_floor
 
 
 def build_metrics(

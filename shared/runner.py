@@ -49,12 +49,11 @@ from shared.logs import job_context  # noqa: E402
 from shared.redaction import clip, first_line, redact  # noqa: E402
 from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
+from shared.settings import settings  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-WORK_DIR_ENV = "INGESTION_WORK_DIR"
-"""Parent folder for per-run dlt working directories (default: the system temp folder)."""
 UNSAFE_REDELIVERY_ENV = "INGESTION_UNSAFE_REDELIVERY"
 """Test-only switch (undocumented on purpose): ignore idempotency tokens and stored results, to
 prove the redelivery tests detect a second load."""
@@ -410,7 +409,7 @@ def discard_staged(job: Job, *, split: Optional[str] = None, bucket_url: Optiona
 
 @contextmanager
 def _work_dir(job: Job) -> Iterator[Path]:
-    parent = Path(os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir())
+    parent = settings().work_dir
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_work_dirs(parent)
     path = Path(tempfile.mkdtemp(prefix=f"{pipeline_name(job)}-", dir=parent))

@@ -37,10 +37,6 @@ STAGING = "_staging"
 BOOKKEEPING = "_ingestion"
 STATE_FILES_KEPT = 10
 """Committed dlt state files kept per pipeline (the newest is the cursor)."""
-STAGING_TTL_ENV = "INGESTION_STAGING_TTL_HOURS"
-DEFAULT_STAGING_TTL_HOURS = 12.0
-"""Staged slices of a split table older than this are deleted by the table's next commit (their
-run died: a live split finishes well within it)."""
 UNSAFE_PUBLISH_ENV = "INGESTION_UNSAFE_PUBLISH"
 """Test-only switch (undocumented on purpose): publish file by file, without the atomic day swap
 or journal ordering, to prove the crash tests detect a broken publish."""
@@ -340,7 +336,9 @@ class TableLake:
     def clean_staging(self, keep: tuple[str, ...] = ()) -> None:
         """Delete staging no live attempt can own: every job attempt (they run under the lock we
         hold) and split slices older than the TTL."""
-        ttl = float(os.environ.get(STAGING_TTL_ENV) or DEFAULT_STAGING_TTL_HOURS) * 3600
+        from shared.settings import settings
+
+        ttl = settings().staging_ttl_hours * 3600  # a live split finishes well within it
         now = time.time()
         for name in self.store.ls(self.staging_dir):
             if name in keep:
