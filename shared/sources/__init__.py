@@ -10,7 +10,7 @@ fails while one of steps 1-5 is missing):
    `default_port`, `connectorx_scheme` (None: always dlt's pyarrow backend) and overrides
    `connect_args` with a connect timeout, `url_query`, `estimate_rows_query`...), plus its line
    in `SOURCE_CLASSES` below.
-4. `shared/secrets.py`: its row in `REQUIRED_FIELDS`, and any new field in `DB_FIELDS`/`API_FIELDS`.
+4. `shared/secrets/__init__.py`: its row in `REQUIRED_FIELDS`, and any new field in `DB_FIELDS`/`API_FIELDS`.
 5. `shared/workbook/template.py`: an `EXAMPLE_ROWS` row; then regenerate the sample workbook with
    `python -m shared.workbook.template`. README: the `source_type` row of the workbook table and
    the secrets example.
