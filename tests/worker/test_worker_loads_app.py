@@ -36,7 +36,7 @@ PROBE = Path(__file__).with_name("probe.py")
 APP_PARTS = ("function_app.py", "host.json", "activities", "orchestrations", "starters", "shared", "config")
 STARTERS = ("start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
             "start_ingestion_queue")
-ADMIN = ("reset_breaker_http",)
+ADMIN = ("reset_breaker_http", "get_ingestion_report")
 """Plain HTTP functions (no durable client)."""
 ORCHESTRATORS = ("ingestion_orchestrator", "ingestion_batch")
 ACTIVITIES = ("load_plan", "check_breakers", "run_ingestion_job", "run_ingestion_slice", "finish_split_job",
@@ -137,6 +137,9 @@ def test_http_starters(bindings: dict[str, Any]) -> None:
     reset = one(bindings["reset_breaker_http"], "httpTrigger")
     assert (reset["route"], reset["methods"], reset["authLevel"]) == ("breakers/{source}/reset", ["POST"], "FUNCTION")
     assert sorted(b["type"] for b in bindings["reset_breaker_http"]) == ["http", "httpTrigger"]
+    report = one(bindings["get_ingestion_report"], "httpTrigger")
+    assert (report["route"], report["methods"], report["authLevel"]) == ("ingestions/{instance_id}/report", ["GET"], "FUNCTION")
+    assert sorted(b["type"] for b in bindings["get_ingestion_report"]) == ["http", "httpTrigger"]
 
 
 def test_timer_and_queue_starters(bindings: dict[str, Any]) -> None:
