@@ -46,7 +46,8 @@ class JobView:
     duration: float
     rows_per_second: float
     attempts: int
-    """Attempts made: every recorded one, else `retry_count + 1` (0 for a job skipped up front)."""
+    """Attempts made: the recorded ones that ran (not those an open circuit refused), else
+    `retry_count + 1` (0 for a skipped job)."""
     error: str
     drift: str
     """Schema changes since the table's previous load, one line; empty when none."""
@@ -180,7 +181,10 @@ def build_view(metrics: Mapping[str, Any], trend: Sequence[RunSummary] = ()) -> 
             Attempt(n, (s - origin).total_seconds(), (e - origin).total_seconds(), st, err)  # type: ignore[operator]
             for n, s, e, st, err in attempts
         )
-        made = len(extra.get("attempts") or []) or (0 if status in SKIPPED and not timeline else int(job.get("retry_count") or 0) + 1)
+        if extra.get("attempts"):  # an attempt refused by an open circuit loaded nothing: not counted
+            made = sum(1 for a in timeline if a.status not in SKIPPED)
+        else:
+            made = 0 if status in SKIPPED else int(job.get("retry_count") or 0) + 1
         views.append(JobView(
             job_id=str(job.get("job_id") or ""), source_name=str(job.get("source_name") or ""),
             source_type=str(job.get("source_type") or ""), table_name=str(job.get("table_name") or ""),

@@ -21,6 +21,8 @@ from shared.report.model import STATUS_ORDER, JobView, RunView, build_view
 _HERE = Path(__file__).parent
 LANE_UNITS = 1000
 """Width of a timeline lane in SVG units (lanes stretch to the page width)."""
+OPEN_SOURCES = 30
+"""Up to this many sources the source table starts unfolded."""
 STATUS_LABELS = {"success": "success", "failed": "failed", "skipped_circuit_open": "skipped (circuit open)",
                  "skipped_dry_run": "skipped (dry run)"}
 
@@ -172,17 +174,20 @@ def _line_chart(title: str, values: Sequence[float], labels: Sequence[str], fmt:
 
 
 def _sources(view: RunView) -> str:
+    ordered = sorted(view.sources, key=lambda s: (-(s.failed + s.skipped), s.source_name))
     rows = "".join(
         f"<tr><td><button type=\"button\" class=\"source-link\" data-source=\"{escape(s.source_name)}\">"
         f"{escape(s.source_name)}</button></td><td>{escape(s.source_type)}</td><td class=\"num\">{s.jobs:,}</td>"
         f"<td class=\"num\">{s.ok:,}</td><td class=\"num\">{s.failed:,}</td><td class=\"num\">{s.skipped:,}</td>"
         f"<td class=\"num\">{s.rows:,}</td><td class=\"num\">{escape(seconds_text(s.duration))}</td></tr>"
-        for s in view.sources
+        for s in ordered
     )
-    return ("<section id=\"sources\"><h2>Sources</h2><table id=\"sources-table\"><thead><tr><th>source</th><th>type</th>"
+    opened = " open" if len(view.sources) <= OPEN_SOURCES else ""
+    return (f"<section id=\"sources\"><details{opened}><summary><h2>Sources ({len(view.sources):,})</h2></summary>"
+            "<table id=\"sources-table\"><thead><tr><th>source</th><th>type</th>"
             "<th class=\"num\">jobs</th><th class=\"num\">ok</th><th class=\"num\">failed</th><th class=\"num\">skipped</th>"
             "<th class=\"num\">rows</th><th class=\"num\">job time</th></tr></thead><tbody>"
-            + rows + "</tbody></table></section>")
+            + rows + "</tbody></table></details></section>")
 
 
 def _options(values: Iterable[tuple[str, str]]) -> str:
@@ -279,9 +284,10 @@ def _timeline(view: RunView) -> str:
               "<span><i style=\"background:var(--skipped)\"></i>skipped</span>"
               "<span><i style=\"background:var(--wait)\"></i>waiting to retry</span>"
               f"<span class=\"muted\">0 = {escape(origin)}, first attempt's start; span {escape(seconds_text(view.span))}</span></div>")
+    grid = "".join(f"<span style=\"left:{100 * k * step / span:.2f}%\"></span>" for k in range(1, int(span // step) + 1))
     return ("<section id=\"timeline\"><h2>Timeline</h2>" + legend + _pager("lanes-pager")
-            + f"<div class=\"timeline\"><div class=\"axis\">{ticks}</div>{_concurrency(view, span)}"
-            + f"<div id=\"lanes\">{lanes}</div></div></section>")
+            + f"<div class=\"timeline\"><div class=\"axis\">{ticks}</div><div class=\"grid\">{grid}</div>"
+            + f"{_concurrency(view, span)}<div id=\"lanes\">{lanes}</div></div></section>")
 
 
 def _lane(index: int, job: JobView, span: float) -> str:
