@@ -460,3 +460,39 @@ def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[
         assert post("bad name")["status"] == 400
     finally:
         session.close()
+
+
+def test_run_report_through_the_worker(worker_python: Path, worker_env: dict[str, str]) -> None:
+    """GET /api/ingestions/{instance_id}/report as the host delivers it: 200 with the HTML page (its
+    content type and headers survive the worker's HTTP converter), 404 for an unknown run."""
+    import datetime as dt
+
+    from shared.metrics import build_metrics, write_metrics
+    from shared.results import JobResult
+
+    when = dt.datetime(2026, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
+    job = JobResult("shop.items", "sqlite", "shop", "items", "FULL", "success", rows_processed=5, duration_seconds=1.0)
+    metrics_dir = Path(worker_env["INGESTION_METRICS_DIR"])
+    metrics_dir.mkdir(parents=True)
+    write_metrics(build_metrics([job], pipeline_name="p", run_id="ingestion-jobs-0a1b", execution_time=when), metrics_dir)
+
+    def get(instance_id: str) -> dict[str, Any]:
+        answer = session.call("invoke", function="get_ingestion_report", input_data={
+            "req": {"http": {"method": "GET", "url": f"http://localhost:7071/api/ingestions/{instance_id}/report",
+                             "headers": {}, "params": {"instance_id": instance_id}, "body": {"bytes": ""}}},
+        })
+        assert answer["status"] == "Success", answer["message"]
+        http = answer["return_value"]["http"]
+        return {"status": int(http["status_code"]), "headers": {k.lower(): v for k, v in http["headers"].items()},
+                "body": base64.b64decode(http["body"]["bytes"]).decode("utf-8")}
+
+    session = WorkerSession(worker_python, ROOT, worker_env)
+    try:
+        session.init()
+        page = get("ingestion-jobs-0a1b")
+        assert page["status"] == 200, page
+        assert page["headers"]["content-type"].startswith("text/html") and page["headers"]["x-content-type-options"] == "nosniff"
+        assert page["body"].startswith("<!DOCTYPE html>") and ">ingestion-jobs-0a1b<" in page["body"]
+        assert get("ingestion-jobs-0a1c")["status"] == 404
+    finally:
+        session.close()
