@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shared.workbook.models import Job, Plan, PlanError
-from shared.redaction import install_log_redaction, redact
+from shared.redaction import clip, first_line, install_log_redaction, redact
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -42,7 +42,7 @@ class _OneLineFormatter(logging.Formatter):
 def _without_traceback(record: logging.LogRecord) -> bool:
     """Keep a dlt record on one line: no traceback, not even one quoted in its message."""
     text = record.getMessage().split("Traceback (most recent call last)")[0].strip()
-    record.msg, record.args = (text.splitlines() or [""])[0][:500], None
+    record.msg, record.args = clip(first_line(text)), None
     record.exc_info, record.exc_text = None, None
     return True
 

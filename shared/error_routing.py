@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 
 from shared.breakers import CLOSED, CircuitBreaker
 from shared.errors import LAKE, SOURCE, STORAGE, lake_label
-from shared.redaction import redact
+from shared.redaction import error_line, redact
 from shared.results import SUCCESS, JobResult
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def storage_message(exc: BaseException, services: "Services", what: str) -> str:
     from shared.storage import storage_error
 
     if (type(exc).__module__ or "").startswith("shared.breakers.table_store"):
-        return redact(f"storage: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__} ({what})")[:500]
+        return error_line(exc, "storage: ") + f" ({what})"
     host = services.account.blob_host if services.account else "?"
     return str(storage_error(exc, host, what))
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
-from shared.redaction import redact
+from shared.redaction import clip, first_line, redact
 
 if TYPE_CHECKING:
     from shared.workbook.models import Job
@@ -42,7 +42,6 @@ ERROR_CLASSES: tuple[str, ...] = (SOURCE, LAKE, PERMANENT, STORAGE)
 RETRYABLE_CLASSES = frozenset({SOURCE, LAKE})
 SHEET = "SourceConfig"
 """The jobs sheet, for cell references of jobs that carry only a row number."""
-MAX_MESSAGE_CHARS = 500
 WORK_DIR_ENV = "INGESTION_WORK_DIR"
 
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -134,8 +133,8 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
 
 def one_line(exc: BaseException) -> str:
     """`Type: first line of the message`."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    line = first_line(exc)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def cell(job: "Job", column: Optional[str]) -> str:
@@ -264,5 +263,4 @@ def _is_lake_error(exc: BaseException, root: str) -> bool:
 
 
 def _bounded(text: str) -> str:
-    text = redact(text)
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+    return clip(redact(text))

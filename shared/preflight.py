@@ -16,8 +16,8 @@ from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from shared.destination import bucket_url
-from shared.redaction import redact
-from shared.storage import lake_credentials, parse_connection_string, storage_account
+from shared.redaction import clip, first_line, redact
+from shared.storage import BLOB_SCHEMES, lake_credentials, parse_connection_string, storage_account
 
 PROBE_NAME = "_ingestion_preflight"
 PREFLIGHT_OPTIONS: dict[str, Any] = {"connection_timeout": 4, "read_timeout": 8, "retry_total": 0}
@@ -44,7 +44,7 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
     scheme = urlsplit(root).scheme
     if scheme in ("", "file"):
         _check_folder(Path(urlsplit(root).path if scheme else root))
-    elif scheme in ("az", "abfs", "abfss", "azure"):
+    elif scheme in BLOB_SCHEMES:
         _check_azure(root, environ)
     # Other fsspec protocols (s3://, gs://) are left to dlt's own error handling.
     return root
@@ -119,9 +119,8 @@ def _check_azure(root: str, environ: Mapping[str, str]) -> None:
     except PreflightError:
         raise
     except Exception as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        raise PreflightError(redact(f"lake {root} on {host} is not reachable or not writable: {reason}"[:600])) from None
+        reason = first_line(exc, type(exc).__name__)
+        raise PreflightError(clip(redact(f"lake {root} on {host} is not reachable or not writable: {reason}"))) from None
 
 
 def _delete_quietly(client: Any, blob: str) -> None:

@@ -9,9 +9,8 @@ from typing import Any, Optional
 SUCCESS = "success"
 FAILED = "failed"
 SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
-SKIPPED_DRY_RUN = "skipped_dry_run"
 
-STATUSES: tuple[str, ...] = (SUCCESS, FAILED, SKIPPED_CIRCUIT_OPEN, SKIPPED_DRY_RUN)
+STATUSES: tuple[str, ...] = (SUCCESS, FAILED, SKIPPED_CIRCUIT_OPEN)
 """Final statuses: what metrics and audit report."""
 SPLIT = "split"
 """Not final: the table is too large for one activity and continues as slice activities

@@ -46,7 +46,7 @@ from shared.drift import (  # noqa: E402
 from shared.errors import classify  # noqa: E402
 from shared.lake import APPEND, REPLACE, TableLake  # noqa: E402
 from shared.logs import job_context  # noqa: E402
-from shared.redaction import redact  # noqa: E402
+from shared.redaction import clip, first_line, redact  # noqa: E402
 from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 WORK_DIR_ENV = "INGESTION_WORK_DIR"
 """Parent folder for per-run dlt working directories (default: the system temp folder)."""
-MAX_ERROR_CHARS = 500
 UNSAFE_REDELIVERY_ENV = "INGESTION_UNSAFE_REDELIVERY"
 """Test-only switch (undocumented on purpose): ignore idempotency tokens and stored results, to
 prove the redelivery tests detect a second load."""
@@ -473,11 +472,9 @@ def root_cause(exc: BaseException) -> BaseException:
 def describe_error(exc: BaseException, source: Optional[Source] = None) -> str:
     """One line naming the source and host and the root cause, with secrets removed."""
     cause = root_cause(exc)
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    detail = lines[0] if lines else ""
+    detail = first_line(cause)
     text = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
     if source is not None:
         text = f"{source.describe()}: {text}"
-    text = redact(text)
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+    return clip(redact(text))
 

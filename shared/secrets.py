@@ -38,17 +38,24 @@ def fields_for(source_type: str) -> tuple[str, ...]:
     return API_FIELDS if source_type == "api" else DB_FIELDS
 
 
+REQUIRED_FIELDS: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "postgresql": (("host",), ("database",)),
+    "mysql": (("host",), ("database",), ("username",)),
+    "oracle": (("host",), ("username",), ("service_name", "sid", "database")),
+    "mssql": (("host",), ("database",), ("username",)),
+    "azure_sql": (("host",), ("database",), ("username",)),
+    "sqlite": (("path",),),
+    "api": (("base_url",),),
+}
+"""Required fields of each source type; each entry is a group of alternatives (one must be set)."""
+
+
 def required_fields(source_type: str) -> list[tuple[str, ...]]:
     """Required fields; each entry is a group of alternatives (one of them must be set)."""
-    if source_type == "api":
-        return [("base_url",)]
-    if source_type == "sqlite":
-        return [("path",)]
-    if source_type == "oracle":
-        return [("host",), ("username",), ("service_name", "sid", "database")]
-    if source_type in ("mssql", "azure_sql", "mysql"):
-        return [("host",), ("database",), ("username",)]
-    return [("host",), ("database",)]
+    try:
+        return list(REQUIRED_FIELDS[source_type])
+    except KeyError:
+        raise ValueError(f"no secrets fields for source_type '{source_type}' (add it to REQUIRED_FIELDS)") from None
 
 
 class SecretProvider(Protocol):
@@ -243,9 +250,9 @@ def missing_secrets(
     try:
         secrets = resolve_source_secrets(source_name, source_type, providers)
     except Exception as exc:  # an unreachable vault must surface as a plan problem
-        from shared.redaction import redact
+        from shared.redaction import error_line
 
-        return [f"could not read secrets: {redact(exc).splitlines()[0]}"]
+        return [error_line(exc, "could not read secrets: ")]
     missing = [
         " or ".join(group) for group in required_fields(source_type) if not any(secrets.get(f) for f in group)
     ]

@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Any, Optional
 
+from shared.redaction import error_line
+
 LOCK_WAIT_ENV = "INGESTION_LOCK_WAIT_SECONDS"
 LEASE_ENV = "INGESTION_LOCK_LEASE_SECONDS"
 DEFAULT_WAIT = 900.0
@@ -125,7 +127,7 @@ class BlobLeaseLock:
             try:
                 self._lease.renew()
             except Exception as exc:  # expired, taken over, or storage down
-                self.lost = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+                self.lost = error_line(exc, with_type=True)
                 return
 
     def assert_held(self) -> None:

@@ -21,7 +21,6 @@ import uuid
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-AZURE_SCHEMES = ("az", "abfs", "abfss", "azure")
 STORE_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_total": 2}
 """Bounded storage calls: a dead endpoint fails in seconds, not after the SDK's minutes of retries
 (the waits between retries are the service storage's short ones, `shared.storage.RETRY_BACKOFF`:
@@ -249,12 +248,13 @@ def open_store(url: Optional[str] = None) -> Any:
         StoreError: The lake is on a store the protocol does not support (e.g. `s3://`).
     """
     from shared.destination import bucket_url
+    from shared.storage import BLOB_SCHEMES
 
     root = bucket_url(url)
     scheme = urlsplit(root).scheme
     if scheme in ("", "file"):
         return LocalStore(urlsplit(root).path if scheme else root)
-    if scheme in AZURE_SCHEMES:
+    if scheme in BLOB_SCHEMES:
         from shared.preflight import lake_service
 
         parts = urlsplit(root)
