@@ -10,6 +10,7 @@ the retry waited for a free worker.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -109,6 +110,22 @@ def parse_time(value: Any) -> Optional[dt.datetime]:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def as_int(value: Any) -> int:
+    """A whole number from a document value (0 when missing or not a number)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def as_float(value: Any) -> float:
+    """A number from a document value (0.0 when missing or not a number)."""
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def drift_text(drift: Any) -> tuple[str, int]:
     """`extra.schema_drift` as one line (`orders: added a, b; removed c; changed qty int32->string`)
     and the number of changed columns."""
@@ -144,14 +161,14 @@ def _raw_attempts(job: Mapping[str, Any]) -> tuple[list[tuple[int, dt.datetime, 
         start, end = parse_time(entry.get("started_at")), parse_time(entry.get("finished_at"))
         if start is None:
             continue
-        out.append((int(entry.get("attempt") or len(out) + 1), start, max(end or start, start),
+        out.append((as_int(entry.get("attempt")) or len(out) + 1, start, max(end or start, start),
                     str(entry.get("status") or ""), entry.get("error")))
     if out:
         return sorted(out, key=lambda a: (a[0], a[1])), False
     start, end = parse_time(extra.get("started_at")), parse_time(extra.get("finished_at"))
     if start is None:
         return [], False
-    retries = int(job.get("retry_count") or 0)
+    retries = as_int(job.get("retry_count"))
     return [(retries + 1, start, max(end or start, start), str(job.get("status") or ""), job.get("error"))], retries > 0
 
 
@@ -184,13 +201,13 @@ def build_view(metrics: Mapping[str, Any], trend: Sequence[RunSummary] = ()) -> 
         if extra.get("attempts"):  # an attempt refused by an open circuit loaded nothing: not counted
             made = sum(1 for a in timeline if a.status not in SKIPPED)
         else:
-            made = 0 if status in SKIPPED else int(job.get("retry_count") or 0) + 1
+            made = 0 if status in SKIPPED else as_int(job.get("retry_count")) + 1
         views.append(JobView(
             job_id=str(job.get("job_id") or ""), source_name=str(job.get("source_name") or ""),
             source_type=str(job.get("source_type") or ""), table_name=str(job.get("table_name") or ""),
             load_type=str(job.get("load_type") or ""), status=status,
-            rows=int(job.get("rows_processed") or 0), duration=float(job.get("duration_seconds") or 0.0),
-            rows_per_second=float(job.get("rows_per_second") or 0.0), attempts=made,
+            rows=as_int(job.get("rows_processed")), duration=as_float(job.get("duration_seconds")),
+            rows_per_second=as_float(job.get("rows_per_second")), attempts=made,
             error=str(job.get("error") or ""), drift=drift, drift_count=drift_count,
             timeline=timeline, earlier_unrecorded=partial,
         ))
@@ -207,8 +224,6 @@ def build_view(metrics: Mapping[str, Any], trend: Sequence[RunSummary] = ()) -> 
 
 
 def _json(metrics: Mapping[str, Any]) -> str:
-    import json
-
     return json.dumps(metrics, default=str)
 
 

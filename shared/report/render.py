@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from shared.history import RunSummary
-from shared.report.model import STATUS_ORDER, JobView, RunView, build_view
+from shared.report.model import STATUS_ORDER, JobView, RunView, as_float, as_int, build_view
 
 _HERE = Path(__file__).parent
 LANE_UNITS = 1000
@@ -113,14 +113,14 @@ def _summary(view: RunView) -> str:
     cards = [
         _card("health score", f"{score_value:.1f}" if score_value is not None else "-",
               f"health {_health_class(score_value)}", meter, "health"),
-        _card("jobs", _int(s.get("total_jobs") or len(view.jobs)), ident="total-jobs"),
-        _card("succeeded", _int(s.get("successful") or 0)),
-        _card("failed", _int(s.get("failed") or 0), ident="failed-jobs"),
-        _card("skipped", _int(s.get("skipped") or 0)),
-        _card("rows", _int(s.get("total_rows") or 0)),
+        _card("jobs", _int(as_int(s.get("total_jobs")) or len(view.jobs)), ident="total-jobs"),
+        _card("succeeded", _int(as_int(s.get("successful")))),
+        _card("failed", _int(as_int(s.get("failed"))), ident="failed-jobs"),
+        _card("skipped", _int(as_int(s.get("skipped")))),
+        _card("rows", _int(as_int(s.get("total_rows")))),
         _card("wall-clock time", seconds_text(view.wall_clock)),
-        _card("job time (summed)", seconds_text(float(s.get("total_duration_seconds") or 0))),
-        _card("throughput", f"{_rate(float(s.get('avg_throughput') or 0))} rows/s"),
+        _card("job time (summed)", seconds_text(as_float(s.get("total_duration_seconds")))),
+        _card("throughput", f"{_rate(as_float(s.get('avg_throughput')))} rows/s"),
         _card("most jobs at once", _int(view.max_parallel)),
     ]
     return "<section id=\"summary\">" + "".join(cards) + "</section>"

@@ -134,3 +134,11 @@ def test_an_attempt_refused_by_an_open_circuit_is_drawn_but_not_counted() -> Non
     view = build_view(metrics_of(failed))
     assert [a.status for a in view.jobs[0].timeline] == ["failed", "skipped_circuit_open"]
     assert view.jobs[0].attempts == 1
+
+
+def test_a_malformed_document_still_renders() -> None:
+    html = render_report({"run_id": "r", "summary": {"total_rows": "many", "health_score": "x"},
+                          "jobs": [{"job_id": "a.b", "rows_processed": "n/a", "retry_count": None,
+                                    "extra": {"attempts": [{"attempt": "one", "started_at": "2026-01-05T02:00:00Z"}, "junk"]}},
+                                   "not a job"]})
+    assert html.count("<tr data-i=") == 1 and "data-attempt=\"1\"" in html
