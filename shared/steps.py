@@ -21,7 +21,7 @@ from shared.errors import STORAGE
 from shared.metrics import build_metrics
 from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
-from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult
+from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult, record_attempt
 from shared.run_store import BlobRunStore, LocalRunStore, RunStore
 from shared.storage import StorageAccount, quick_options, storage_account, storage_error
 from shared.workbook_ref import (WorkbookRef, WorkbookRefError, canonical_blob, in_functions_host, is_blob_reference,
@@ -336,6 +336,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     decision = services.breaker.check(job.source_name)
     if attempt == 1:
         previous = None  # a first attempt has no earlier failure to keep
+    earlier = previous.extra.get("attempts") if previous is not None else None
     if not decision.allowed and previous is not None:
         # The circuit opened between attempts: stop retrying, keep the real failure.
         previous.error = f"{previous.error} (not retried: circuit open)"
@@ -356,6 +357,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
             return {"i": index, "status": SPLIT, "slices": result.extra["ranges"], "attempt": attempt, "rows": 0,
                     "retryable": False, "error": None}
         result.retry_count = attempt - 1
+        record_attempt(result, attempt, earlier, ran=result is not previous)  # the report's timeline
         record_outcome(services.breaker, lake, job.source_name, result)  # source, lake or no breaker
     services.runs.save_result(key, index, result)
     return compact(result, index, attempt)
