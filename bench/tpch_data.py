@@ -50,19 +50,22 @@ class Database:
         scheme = "postgresql" if self.engine == "postgresql" else "mysql"
         return f"{scheme}://{self.server}/{database if database is not None else self.name}"
 
-    def sa_engine(self, database: str | None = None) -> sa.Engine:
-        """A SQLAlchemy engine on the database (`database=""`: on the server, for CREATE/DROP)."""
+    def sa_url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL (psycopg2, PyMySQL) of the database (`database=""`: the server)."""
         driver = "postgresql+psycopg2" if self.engine == "postgresql" else "mysql+pymysql"
         db = database if database is not None else self.name
         if self.engine == "postgresql" and db == "":
             db = "postgres"
+        return f"{driver}://{self.server}/{db}"
+
+    def sa_engine(self, database: str | None = None) -> sa.Engine:
+        """An autocommit SQLAlchemy engine for loading (`database=""`: on the server, for CREATE/DROP)."""
         args: dict[str, Any] = {"local_infile": True} if self.engine == "mariadb" else {}
-        return sa.create_engine(f"{driver}://{self.server}/{db}", connect_args=args,
-                                isolation_level="AUTOCOMMIT")
+        return sa.create_engine(self.sa_url(database), connect_args=args, isolation_level="AUTOCOMMIT")
 
     def secrets_env(self) -> dict[str, str]:
         """The job's credentials as dlt-style environment variables for `source_name`."""
-        url = sa.make_url(self.url().replace("mysql://", "mysql+pymysql://"))
+        url = sa.make_url(self.sa_url())
         prefix = f"SOURCES__{self.source_name.upper()}__"
         values = {"HOST": url.host, "PORT": url.port, "DATABASE": url.database, "USERNAME": url.username,
                   "PASSWORD": url.password}
@@ -95,10 +98,10 @@ def duckdb_connect(database: str = ":memory:", read_only: bool = False) -> Any:
     return conn
 
 
-def generate(sf: float) -> Path:
+def generate(sf: float, cache_dir: Path = CACHE_DIR) -> Path:
     """The DuckDB file holding TPC-H at scale factor `sf`, generated when missing."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    path = CACHE_DIR / f"tpch_sf{sf:g}.duckdb"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"tpch_sf{sf:g}.duckdb"
     if path.exists():
         return path
     partial = path.with_suffix(".partial")

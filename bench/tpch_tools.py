@@ -91,15 +91,17 @@ def dlt_pyarrow(db: Database, tables: list[str], out: Path) -> None:
     from dlt.destinations import filesystem
     from dlt.sources.sql_database import sql_table
 
-    driver = "postgresql+psycopg2" if db.engine == "postgresql" else "mysql+pymysql"
-    credentials = driver + db.url().split(":", 1)[1]
-    resources = [sql_table(credentials=credentials, table=t, backend="pyarrow", reflection_level="full_with_precision",
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db.sa_url())  # an engine: dlt's own URL parsing wants a password
+    resources = [sql_table(credentials=engine, table=t, backend="pyarrow", reflection_level="full_with_precision",
                            chunk_size=DLT_CHUNK_SIZE) for t in tables]
     pipeline = dlt.pipeline(pipeline_name=f"tpch_{db.engine}", destination=filesystem(bucket_url=str(out)),
                             dataset_name="tpch", pipelines_dir=str(out.parent / "dlt_pipelines"))
     pipeline.extract(resources, write_disposition="replace", loader_file_format="parquet")
     pipeline.normalize()
     pipeline.load()
+    engine.dispose()
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ class TableCheck:
     landed_rows: int
     checksum_equal: bool
     type_differences: dict[str, str] = field(default_factory=dict)
+    types_checked: bool = False
     problem: str = ""
 
     @property
@@ -50,6 +51,8 @@ class TableCheck:
                  "checksum equal" if self.checksum_equal else "CHECKSUM DIFFERS"]
         if self.type_differences:
             parts.append("types differ: " + ", ".join(f"{k} {v}" for k, v in self.type_differences.items()))
+        elif self.types_checked:
+            parts.append("types as the spec")
         return ", ".join(parts)
 
 
@@ -105,7 +108,7 @@ def check_table(expected: tuple[int, int], table: str, files: list[Path], *, exa
             "union_by_name=true)").fetchone()
     finally:
         conn.close()
-    return TableCheck(table, expected[0], rows, digest == expected[1], differences)
+    return TableCheck(table, expected[0], rows, digest == expected[1], differences, types_checked=exact_types)
 
 
 def _equal_values(a: Any, b: Any) -> bool:
