@@ -161,6 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Generate, load, check, measure, judge; return the exit status."""
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a file
     if args.setup:
         subprocess.run([str(ROOT / "bench" / "setup")], check=True)
     if not args.correctness_only and "ingestr" in args.tools and not ingestr_binary().exists():
