@@ -109,6 +109,8 @@ def compare(db: Database, tools: list[str], tables: list[str], rows: int, repeat
             shutil.rmtree(out.parent, ignore_errors=True)
             runs[tool].seconds.append(measured.seconds)
             runs[tool].peak_rss_mib.append(measured.peak_rss_mib)
+            print(f"  ({db.engine} run {len(runs[tool].seconds)}/{repeat}: {tool} {measured.seconds:.2f} s, "
+                  f"{measured.peak_rss_mib:,.0f} MiB, verified)", file=sys.stderr, flush=True)
     print(f"\n{db.engine}: {', '.join(tables)} ({rows:,} rows), whole process start to exit, median of {repeat}, "
           "interleaved, every run verified")
     print(f"  {'tool':<34} {'rows/s':>10} {'seconds':>8} {'peak RSS MiB':>13} {'speed/ref':>10} {'RSS/ref':>8}")
