@@ -1,9 +1,11 @@
 """Wall time and peak resident memory of a command's whole process tree (Linux).
 
-A thread samples the summed RSS of the process and all its descendants every 20 ms (from
-`/proc/<pid>/task/*/children` and `/proc/<pid>/statm`); at exit the kernel's own peak of the
-largest single process (`ru_maxrss` from `wait4`, which covers reaped descendants too) is
-taken as well, and the larger of the two is the peak. psutil is not needed.
+A thread samples the process and all its descendants every 20 ms (from
+`/proc/<pid>/task/*/children` and `/proc/<pid>/status`): the peak is the larger of the highest
+summed `VmRSS` seen and the highest single `VmHWM` seen (a process's own high-water mark since
+its exec, so a peak between two samples still counts). The kernel's `ru_maxrss` is not used:
+after fork+exec it starts from the parent's memory, so the bench's own DuckDB would show up in
+every tool's figure. psutil is not needed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_SECONDS = 0.02
 
 
@@ -42,16 +43,29 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _tree_rss(pid: int) -> int:
-    total, todo = 0, [pid]
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of one process in KiB; (0, 0) once it is gone."""
+    rss = hwm = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return rss, hwm
+
+
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """(summed VmRSS, largest VmHWM) over the process tree, KiB."""
+    total, largest, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()
-        try:
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            continue
+        rss, hwm = _memory_kib(current)
+        total, largest = total + rss, max(largest, hwm)
         todo.extend(_children(current))
-    return total
+    return total, largest
 
 
 def run_measured(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path) -> Measured:
@@ -65,15 +79,14 @@ def run_measured(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log: Pat
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, _tree_rss(proc.pid))
+                peak = max(peak, *_tree_memory(proc.pid))
                 done.wait(SAMPLE_SECONDS)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         seconds = time.perf_counter() - started
         done.set()
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = max(peak, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
-    return Measured(seconds, peak / 2**20, proc.returncode, log.read_text(errors="replace"))
+    return Measured(seconds, peak / 1024, proc.returncode, log.read_text(errors="replace"))

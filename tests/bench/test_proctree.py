@@ -24,3 +24,11 @@ def test_children_running_together_are_summed(tmp_path: Path) -> None:
     m = run_measured(["/bin/sh", "-c", f"{child} & {child}; wait; echo done"], tmp_path, os.environ, tmp_path / "log")
     assert m.returncode == 0 and m.output.strip().endswith("done")
     assert m.peak_rss_mib >= 160  # both children at once; the largest alone holds ~90 MiB
+
+
+def test_the_parents_memory_is_not_counted(tmp_path: Path) -> None:
+    held = bytearray(250 * 2**20)
+    held[::4096] = b"x" * len(held[::4096])  # resident in this process, which forks the child
+    m = run_measured([sys.executable, "-c", "pass"], tmp_path, os.environ, tmp_path / "log")
+    assert m.peak_rss_mib < 100, "the child's figure must not include its parent's 250 MiB"
+    del held
