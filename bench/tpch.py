@@ -14,7 +14,8 @@ and timed against the bare reference, plain dlt and ingestr in the same run.
 3. Speed (not with `--correctness-only`): every tool runs on the `--compare` tables, each run a
    whole process (start to exit) measured for wall time and the peak RSS of its process tree,
    interleaved tool by tool, `--repeat` times; every run's Parquet is verified before it counts.
-   Medians and ratios against the bare reference are printed, then issue 12's targets.
+   Medians and ratios against the bare reference are printed, then our fixed cost per run (a
+   one-row table: whole process minus the job's own duration), then issue 12's targets.
 
 Exit status: 1 when a table or a query answer differs, or a tool fails; with `--check`, also
 when a measured target is missed. See bench/README.md.
@@ -23,6 +24,8 @@ when a measured target is missed. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import os
 import shutil
 import subprocess
@@ -31,9 +34,11 @@ import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from bench.proctree import Measured, run_measured
-from bench.tpch_data import CACHE_DIR, Database, databases, drop, duckdb_connect, generate, load, row_counts
+from bench.tpch_data import (CACHE_DIR, Database, databases, drop, duckdb_connect, ensure_one_row_table, generate,
+                             load, row_counts)
 from bench.tpch_schema import TABLES
 from bench.tpch_targets import Results, Runs, judge
 from bench.tpch_tools import LABELS, ROOT, TOOLS, commands, ingestr_binary, write_workbook_for
@@ -74,7 +79,7 @@ def verify_run(tool: str, out: Path, tables: list[str], expected: dict[str, tupl
     return checks
 
 
-def correctness(db: Database, native: object, expected: dict[str, tuple[int, int]], counts: dict[str, int],
+def correctness(db: Database, native: Any, expected: dict[str, tuple[int, int]], counts: dict[str, int],
                 results: Results, work_root: Path) -> bool:
     """Our CLI on all 8 tables: per-table checks and the 22 queries; print them, return True when all agree."""
     tables = list(TABLES)
@@ -89,6 +94,7 @@ def correctness(db: Database, native: object, expected: dict[str, tuple[int, int
     results.tables_ok[db.engine] = sum(c.ok for c in checks)
     print(f"  tables verified: {results.tables_ok[db.engine]}/8 (row count, whole-row checksum, exact Arrow types)")
     answers = compare_queries(native, files)
+    shutil.rmtree(out.parent, ignore_errors=True)
     equal = [a for a in answers if a.equal]
     results.queries_equal[db.engine] = len(equal)
     print(f"  TPC-H queries: {len(equal)}/22 answers equal")
@@ -122,6 +128,27 @@ def compare(db: Database, tools: list[str], tables: list[str], rows: int, repeat
               f"{r.rss:>13,.0f} {speed:>10} {rss:>8}")
     print("  runs (s): " + "; ".join(f"{t}: " + " ".join(f"{s:.2f}" for s in r.seconds) for t, r in runs.items()))
     return runs
+
+
+def fixed_cost(db: Database, repeat: int, work_root: Path) -> float:
+    """Median seconds our CLI spends outside its one job, on a one-row table; print every run.
+
+    The job's own time is its `duration_seconds` in the run's metrics JSON; the rest of the
+    whole-process time is start-up, imports, validation, pre-flight, orchestration and bookkeeping.
+    """
+    table = ensure_one_row_table(db)
+    costs = []
+    for _ in range(repeat):
+        measured, out = run_tool("ours", db, [table], work_root)
+        jobs = json.loads((out.parent / "work" / "metrics.json").read_text())["jobs"]
+        shutil.rmtree(out.parent, ignore_errors=True)
+        if [j["rows_processed"] for j in jobs] != [1]:
+            raise BenchFailure(f"one-row run on {db.engine}: metrics report {[j['rows_processed'] for j in jobs]} rows")
+        costs.append(measured.seconds - jobs[0]["duration_seconds"])
+    cost = statistics.median(costs)
+    print(f"\n{db.engine}: fixed cost per run (one-row table: whole process minus the job's own duration), "
+          f"median of {repeat}: {cost:.2f} s; runs (s): " + " ".join(f"{c:.2f}" for c in costs))
+    return cost
 
 
 def _versions() -> str:
@@ -198,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             for engine in engines:
                 results.runs[engine] = compare(dbs[engine], args.tools, args.compare, rows, args.repeat,
                                                expected, work_root)
+                if "ours" in args.tools:
+                    results.fixed_cost[engine] = fixed_cost(dbs[engine], args.repeat, work_root)
     except BenchFailure as exc:
         print(f"\nFAILED: {exc}")
         return 1

@@ -186,6 +186,24 @@ def _load_table(engine: sa.Engine, dialect: str, table: Table, csv: Path) -> Non
             conn.execute(sa.text(f"ANALYZE TABLE {table.name}"))
 
 
+ONE_ROW_TABLE = "bench_one_row"
+"""A table of one row: a run of it is almost all fixed cost."""
+
+
+def ensure_one_row_table(db: Database) -> str:
+    """Create `bench_one_row` (one row) in the database when missing; return its name."""
+    engine = db.sa_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE TABLE IF NOT EXISTS {ONE_ROW_TABLE} (id INTEGER PRIMARY KEY, "
+                                 "name VARCHAR(10))"))
+            if conn.execute(sa.text(f"SELECT count(*) FROM {ONE_ROW_TABLE}")).scalar() == 0:
+                conn.execute(sa.text(f"INSERT INTO {ONE_ROW_TABLE} VALUES (1, 'one')"))
+    finally:
+        engine.dispose()
+    return ONE_ROW_TABLE
+
+
 def drop(db: Database) -> None:
     """Drop the database (the bench's `--drop`)."""
     server = db.sa_engine("")
