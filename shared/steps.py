@@ -133,7 +133,7 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
     """
     from shared.plan import load_plan
-    from shared.preflight import check_lake
+    from shared.lake import check_lake
 
     config = request["config"]
     source, label = fetch_workbook(config, services.account, services.settings.config_container)

@@ -31,7 +31,7 @@ def settings_read_by_code() -> set[str]:
     # Built from a prefix in shared/retry.py.
     for kind in DEFAULT_POLICIES:
         found.update({f"RETRY_{kind.upper()}_MAX_ATTEMPTS", f"RETRY_{kind.upper()}_FIRST_INTERVAL_MS"})
-    # Built from a prefix in shared/preflight.py.
+    # Built from a prefix in shared/lake/preflight.py.
     found.update({"DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_ACCOUNT_NAME",
                   "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_ACCOUNT_KEY",
                   "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_SAS_TOKEN",

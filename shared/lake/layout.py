@@ -1,8 +1,10 @@
-"""The lake: dlt's filesystem destination writing date-partitioned Parquet.
+"""Where things are in the lake: its root, the date-partitioned data folders, and the bookkeeping.
 
-Layout: `<bucket>/<source_name>/<table_name>/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet`.
-The dataset is the job's `source_name`, so two sources' `orders` never collide. The bucket is
-a local folder by default (`./lake`); `DESTINATION__FILESYSTEM__BUCKET_URL=az://...` (or
+Layout below the root: `<source_name>/<table_name>/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.<ext>`
+(`<ext>` is the file format's, `shared.lake.format`); dlt's state and the protocol's records
+beside the tables in `<source_name>/`, uncommitted attempts in `_staging/` (docs/lake-protocol.md).
+The dataset is the job's `source_name`, so two sources' `orders` never collide. The root is a
+local folder by default (`./lake`); `DESTINATION__FILESYSTEM__BUCKET_URL=az://...` (or
 `abfss://...`) switches to ADLS Gen2, with credentials in dlt's own
 `DESTINATION__FILESYSTEM__CREDENTIALS__...` settings.
 """
@@ -11,15 +13,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit
 
-from dlt.destinations import filesystem
+from shared.storage import BLOB_SCHEMES
 
 LAYOUT = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"
-"""Where each data file goes, below `<bucket>/<dataset>/`."""
+"""Where each data file goes, below `<bucket>/<dataset>/` (dlt's filesystem layout)."""
 DEFAULT_LAKE_DIR = "lake"
 """Embedded default: a folder in the working directory."""
 BUCKET_URL_ENV = "DESTINATION__FILESYSTEM__BUCKET_URL"
+AZURE_SCHEMES = BLOB_SCHEMES
+"""Lake roots on Azure Blob Storage / ADLS Gen2 (adlfs spellings)."""
+STAGING = "_staging"
+"""Uncommitted attempts: `_staging/<source>/<table>/<attempt>/`, a dlt dataset each."""
+BOOKKEEPING = "_ingestion"
+"""The protocol's records in each source folder: journals, commit records, locks, manifests, schemas."""
 
 
 def bucket_url(explicit: Optional[str] = None) -> str:
@@ -30,20 +39,29 @@ def bucket_url(explicit: Optional[str] = None) -> str:
     return str(Path(DEFAULT_LAKE_DIR).resolve())
 
 
-def make_destination(url: Optional[str] = None) -> Any:
-    """A dlt filesystem destination for the lake; other settings come from dlt's config.
+def is_local(root: str) -> bool:
+    """Whether a lake root is a folder (a plain path or `file://`)."""
+    return urlsplit(root).scheme in ("", "file")
 
-    An Azure lake on the service's own storage account needs no dlt credentials of its own:
-    they are derived from the storage connection (`shared.storage.lake_credentials`).
-    """
-    from shared.lake_client import install
-    from shared.storage import lake_credentials, storage_account
 
-    install()  # Azure lake calls with bounded retries and timeouts
-    root = bucket_url(url)
-    return filesystem(bucket_url=root, layout=LAYOUT, **lake_credentials(root, storage_account()))
+def is_azure(root: str) -> bool:
+    """Whether a lake root is an Azure container (`az://`, `abfss://`, ...)."""
+    return urlsplit(root).scheme in AZURE_SCHEMES
 
 
 def date_folder(timestamp: Any) -> str:
     """`YYYY/MM/DD` of a load package timestamp (UTC), as the layout renders it."""
     return f"{timestamp.year:04d}/{timestamp.month:02d}/{timestamp.day:02d}"
+
+
+def day_folders(store: Any, base: str) -> Iterator[tuple[str, str]]:
+    """The day folders below a table folder `base`: `("YYYY/MM/DD", "<base>/YYYY/MM/DD")`, in order."""
+    for year in store.ls(base):
+        for month in store.ls(f"{base}/{year}"):
+            for day in store.ls(f"{base}/{year}/{month}"):
+                yield f"{year}/{month}/{day}", f"{base}/{year}/{month}/{day}"
+
+
+def data_files(store: Any, folder: str) -> list[str]:
+    """Names of the data files in a day folder (hidden temporary files left out)."""
+    return [name for name in store.ls(folder) if not name.startswith(".")]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from shared.destination import bucket_url
+from shared.lake.layout import bucket_url, is_azure, is_local
 from shared.redaction import redact
 from shared.storage import lake_credentials, parse_connection_string, storage_account
 
@@ -41,10 +41,10 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
         PreflightError: With the host (or folder) and the reason.
     """
     root = bucket_url(url)
-    scheme = urlsplit(root).scheme
-    if scheme in ("", "file"):
+    if is_local(root):
+        scheme = urlsplit(root).scheme
         _check_folder(Path(urlsplit(root).path if scheme else root))
-    elif scheme in ("az", "abfs", "abfss", "azure"):
+    elif is_azure(root):
         _check_azure(root, environ)
     # Other fsspec protocols (s3://, gs://) are left to dlt's own error handling.
     return root
