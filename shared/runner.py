@@ -40,7 +40,7 @@ from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 from shared import naming  # noqa: E402
 from shared.workbook.models import Job  # noqa: E402
 from shared.errors import classify  # noqa: E402
-from shared.lake import APPEND, FILE_FORMAT, REPLACE, TableLake, date_folder, drift  # noqa: E402
+from shared.lake import APPEND, FILE_FORMAT, REPLACE, TABLE_HINTS, TableLake, date_folder, drift  # noqa: E402
 from shared.lake.destination import make_destination  # noqa: E402
 from shared.logs import job_context  # noqa: E402
 from shared.redaction import redact  # noqa: E402
@@ -200,7 +200,7 @@ def _load(
             pipeline.sync_destination()
         resource = source.resource()
         # The lake folder, whatever characters the source's table name has (see shared.naming).
-        resource.apply_hints(table_name=table.table)
+        resource.apply_hints(table_name=table.table, **TABLE_HINTS)
         pipeline.extract(resource, schema=_new_schema(pipeline, job), write_disposition="append",
                          loader_file_format=FILE_FORMAT)
         if isinstance(source, SqlSource) and (nulls := source.null_watermark_rows()) is not None:

@@ -19,12 +19,13 @@ May import: the standard library, dlt, pyarrow, the Azure SDKs and `shared.stora
 """
 
 from shared.lake import drift
-from shared.lake.format import FILE_FORMAT
+from shared.lake.format import FILE_FORMAT, TABLE_HINTS
 from shared.lake.layout import bucket_url, date_folder
 from shared.lake.lock import LockLost, LockTimeout
 from shared.lake.preflight import PreflightError, check_lake
 from shared.lake.protocol import APPEND, REPLACE, CommitError, TableLake
 from shared.lake.store import StoreError, open_store
 
-__all__ = ["APPEND", "FILE_FORMAT", "REPLACE", "CommitError", "LockLost", "LockTimeout", "PreflightError",
-           "StoreError", "TableLake", "bucket_url", "check_lake", "date_folder", "drift", "open_store"]
+__all__ = ["APPEND", "FILE_FORMAT", "REPLACE", "TABLE_HINTS", "CommitError", "LockLost", "LockTimeout",
+           "PreflightError", "StoreError", "TableLake", "bucket_url", "check_lake", "date_folder", "drift",
+           "open_store"]

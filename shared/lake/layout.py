@@ -49,6 +49,18 @@ def is_azure(root: str) -> bool:
     return urlsplit(root).scheme in AZURE_SCHEMES
 
 
+def local_folder(root: str) -> str:
+    """The folder of a local lake root (a path or a `file://` URL)."""
+    parts = urlsplit(root)
+    return parts.path if parts.scheme else root
+
+
+def container_and_prefix(root: str) -> tuple[str, str]:
+    """The container of an Azure lake root and the folder in it (`az://lake/a/b` -> `lake`, `a/b`)."""
+    parts = urlsplit(root)
+    return parts.netloc.split("@")[0], parts.path.strip("/")
+
+
 def date_folder(timestamp: Any) -> str:
     """`YYYY/MM/DD` of a load package timestamp (UTC), as the layout renders it."""
     return f"{timestamp.year:04d}/{timestamp.month:02d}/{timestamp.day:02d}"

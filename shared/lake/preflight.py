@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from shared.lake.layout import bucket_url, is_azure, is_local
+from shared.lake.layout import bucket_url, container_and_prefix, is_azure, is_local, local_folder
 from shared.redaction import redact
 from shared.storage import lake_credentials, parse_connection_string, storage_account
 
@@ -42,8 +42,7 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
     """
     root = bucket_url(url)
     if is_local(root):
-        scheme = urlsplit(root).scheme
-        _check_folder(Path(urlsplit(root).path if scheme else root))
+        _check_folder(Path(local_folder(root)))
     elif is_azure(root):
         _check_azure(root, environ)
     # Other fsspec protocols (s3://, gs://) are left to dlt's own error handling.
@@ -100,9 +99,7 @@ def lake_service(root: str, environ: Mapping[str, str] = os.environ,
 def _check_azure(root: str, environ: Mapping[str, str]) -> None:
     from azure.core.exceptions import ResourceExistsError
 
-    parts = urlsplit(root)
-    container = parts.netloc.split("@")[0]
-    folder = parts.path.strip("/")
+    container, folder = container_and_prefix(root)
     host = "?"
     try:
         service, host = lake_service(root, environ)

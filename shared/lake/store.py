@@ -20,9 +20,8 @@ import shutil
 import time
 import uuid
 from typing import IO, Any, Optional
-from urllib.parse import urlsplit
 
-from shared.lake.layout import bucket_url, is_azure, is_local
+from shared.lake.layout import bucket_url, container_and_prefix, is_azure, is_local, local_folder
 
 STORE_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_total": 2}
 """Bounded storage calls: a dead endpoint fails in seconds, not after the SDK's minutes of retries
@@ -302,14 +301,13 @@ def open_store(url: Optional[str] = None) -> Any:
     """
     root = bucket_url(url)
     if is_local(root):
-        scheme = urlsplit(root).scheme
-        return LocalStore(urlsplit(root).path if scheme else root)
+        return LocalStore(local_folder(root))
     if is_azure(root):
         from shared.lake.preflight import lake_service
 
-        parts = urlsplit(root)
+        container, prefix = container_and_prefix(root)
         service, host = lake_service(root, os.environ, store_options())
-        return AzureStore(root, service.get_container_client(parts.netloc.split("@")[0]), parts.path, host)
+        return AzureStore(root, service.get_container_client(container), prefix, host)
     raise StoreError(f"lake {root}: only local folders and Azure Blob / ADLS Gen2 lakes are supported")
 
 
