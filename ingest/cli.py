@@ -95,7 +95,7 @@ def _load_plan_or_exit(config: Union[str, Path]) -> Plan:
 
 
 def _preflight_or_exit() -> None:
-    from shared.preflight import PreflightError, check_lake
+    from shared.lake import PreflightError, check_lake
 
     try:
         check_lake()

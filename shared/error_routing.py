@@ -7,7 +7,7 @@
   permanent error may be found before the source was contacted).
 - `LakeGate`: the lake has a breaker of its own in the same store, keyed `lake:<root>`. While it is
   clean, jobs run without any extra call. Once a lake failure was recorded, each job first runs
-  the quick lake pre-flight (`shared.preflight.check_lake`, seconds); when it fails the job
+  the quick lake pre-flight (`shared.lake.check_lake`, seconds); when it fails the job
   fails at once as `failed` (class `lake`) without touching its source, and the failure counts
   on the lake's breaker; once that breaker is OPEN, jobs fail without even the pre-flight (and
   are not retried) until its timeout lets a trial through. A job that succeeds clears it.
@@ -63,7 +63,7 @@ class LakeGate:
     """The lake's breaker: keeps the jobs of a run off a lake that just failed (see the module doc)."""
 
     def __init__(self, breaker: CircuitBreaker, root: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> None:
-        from shared.destination import bucket_url
+        from shared.lake import bucket_url
 
         self.breaker = breaker
         self.environ = environ
@@ -74,7 +74,7 @@ class LakeGate:
 
     def admit(self) -> Optional[Refusal]:
         """None when the job may run; otherwise why not (the lake failed and still fails)."""
-        from shared.preflight import PreflightError, check_lake
+        from shared.lake import PreflightError, check_lake
 
         state = self.breaker.store.get(self.key)
         self.clean = state.state == CLOSED and state.consecutive_failures == 0

@@ -93,10 +93,10 @@ def classify(
         exc: What `run_job` caught.
         job: The job that failed (its workbook row and cells name the culprit of permanent errors).
         source: The job's source, once it was created (None: secrets or setup failed).
-        lake_root: The lake's root URL (`shared.destination.bucket_url()` when omitted).
+        lake_root: The lake's root URL (`shared.lake.bucket_url()` when omitted).
         environ: Settings (lake credentials, work folder).
     """
-    from shared.destination import bucket_url
+    from shared.lake.layout import bucket_url
 
     chain = list(exception_chain(exc))
     step = next((getattr(e, "step", None) for e in chain if type(e).__name__ == "PipelineStepFailed"), None)
@@ -193,7 +193,7 @@ def _permanent(chain: list[BaseException], job: "Job", source: Optional["Source"
         name = type(exc).__name__
         if isinstance(exc, JobConfigError):
             return f"{cell(job, exc.column)}: {exc} ({where})"
-        if name == "SchemaChangeError":  # a column changed type (shared.runner): fixing it takes a person
+        if name == "SchemaChangeError":  # a column changed type (shared.lake.drift): fixing it takes a person
             return f"{cell(job, None)}: {exc}"
         if name == "DataQualityError":
             return f"{cell(job, 'min_rows')}: {exc}"

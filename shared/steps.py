@@ -139,7 +139,7 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
     """
     from shared.plan import load_plan
-    from shared.preflight import check_lake
+    from shared.lake import check_lake
     from shared.secrets import use_run
 
     use_run(key)  # secrets read from a vault are kept for this run

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from shared.destination import bucket_url
+from shared.lake.layout import bucket_url, container_and_prefix, is_azure, is_local, local_folder
 from shared.redaction import clip, first_line, redact
-from shared.storage import BLOB_SCHEMES, lake_credentials, parse_connection_string, storage_account
+from shared.storage import lake_credentials, parse_connection_string, storage_account
 
 PROBE_NAME = "_ingestion_preflight"
 PREFLIGHT_OPTIONS: dict[str, Any] = {"connection_timeout": 4, "read_timeout": 8, "retry_total": 0}
@@ -41,10 +41,9 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
         PreflightError: With the host (or folder) and the reason.
     """
     root = bucket_url(url)
-    scheme = urlsplit(root).scheme
-    if scheme in ("", "file"):
-        _check_folder(Path(urlsplit(root).path if scheme else root))
-    elif scheme in BLOB_SCHEMES:
+    if is_local(root):
+        _check_folder(Path(local_folder(root)))
+    elif is_azure(root):
         _check_azure(root, environ)
     # Other fsspec protocols (s3://, gs://) are left to dlt's own error handling.
     return root
@@ -100,9 +99,7 @@ def lake_service(root: str, environ: Mapping[str, str] = os.environ,
 def _check_azure(root: str, environ: Mapping[str, str]) -> None:
     from azure.core.exceptions import ResourceExistsError
 
-    parts = urlsplit(root)
-    container = parts.netloc.split("@")[0]
-    folder = parts.path.strip("/")
+    container, folder = container_and_prefix(root)
     host = "?"
     try:
         service, host = lake_service(root, environ)

@@ -1,4 +1,4 @@
-"""Bounded calls to an Azure lake: a dead endpoint fails a job in seconds, not minutes.
+"""Bounded calls of dlt (adlfs) to an Azure lake: a dead endpoint fails a job in seconds, not minutes.
 
 dlt reaches an `az://` / `abfss://` lake through adlfs, whose Blob client keeps the SDK's
 defaults: 3 retries 15 s + 3**n apart and a 300 s connect timeout, so one call to a closed port
