@@ -14,8 +14,8 @@ a split table's slices, and the table's data and records. Modules, one job each:
 - `destination`: dlt's filesystem destination for one attempt; `azure`: bounded adlfs calls;
 - `preflight`: prove the lake reachable and writable before any job runs.
 
-May import: the standard library, dlt, pyarrow, the Azure SDKs and `shared.storage` /
-`shared.redaction`; nothing of the runner, the steps, the workbook or the Functions modules.
+May import: the standard library, dlt, pyarrow, the Azure SDKs and `shared.storage`,
+`shared.settings` and `shared.redaction`; nothing of the runner, the steps, the workbook or the Functions modules.
 """
 
 from shared.lake import drift
