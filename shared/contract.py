@@ -11,7 +11,8 @@ imports nothing but the standard library: the orchestrator (deterministic) impor
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, Optional, TypedDict, Union
+import re
+from typing import Any, Literal, NamedTuple, NotRequired, Optional, TypedDict, Union
 
 FinalStatus = Literal["success", "failed", "skipped_circuit_open"]
 """How a job ended in a run (the statuses metrics and audit report)."""
@@ -152,12 +153,17 @@ class LoadPlanInput(TypedDict):
     run_key: str
 
 
+SOURCE_CHECK = "source check: "
+"""How a `Plan` warning of the source check starts (the others are the workbook's)."""
+
+
 class Plan(TypedDict):
     """`load_plan` output (`steps.plan_run`)."""
 
     plan_ref: str
     jobs: list[PlannedJob]
     warnings: list[str]
+    """The workbook's, then the source check's (`SOURCE_CHECK` ...); the first 20."""
     retry: RetrySettings
     batch_size: int
     """More runnable jobs than this fan out as batch sub-orchestrations."""
@@ -326,3 +332,40 @@ def split_answer(index: int, attempt: int, slices: list[KeyRange]) -> SplitAnswe
 def is_split(answer: JobAnswer) -> bool:
     """Whether a job's answer is a split rather than an outcome."""
     return answer["status"] == SPLIT
+
+
+# --- A refused run, read back from the orchestration's error -----------------------------------
+
+NO_MATCH = "no enabled job matches only="
+"""How `load_plan`'s problem starts when `only` matches no enabled job."""
+REFUSALS = {"StorageUnreachableError": "storage", "PreflightError": "lake"}
+"""One-line errors of `load_plan` (by exception type) that refuse a run before any job starts."""
+_PROBLEMS = re.compile(r"(\d+) problem\(s\)[^\n]*:\n")
+
+
+class Refusal(NamedTuple):
+    """Why `load_plan` refused a run: the workbook's problems, no job matching `only`, the
+    service's storage (`storage`) or the lake pre-flight (`lake`)."""
+
+    kind: Literal["workbook", "no_match", "storage", "lake"]
+    lines: list[str]
+    """Every problem of the workbook, one per line; else one line."""
+
+
+def read_refusal(error: Optional[str]) -> Optional[Refusal]:
+    """The refusal an orchestration's error reports, or None for any other failure.
+
+    `load_plan` fails with a `PlanError`'s text (`N problem(s) in <workbook>:` then one
+    `  - <problem>` line each) or `<ExceptionType>: <one line>` (activities/__init__.py); the
+    Durable SDK appends ` \n <details>` to an activity's message.
+    """
+    text = error or ""
+    if _PROBLEMS.match(text):
+        problems = [line[4:].rstrip() for line in text.splitlines()[1:] if line.startswith("  - ")]
+        if len(problems) == 1 and problems[0].startswith(NO_MATCH):
+            return Refusal("no_match", problems)
+        return Refusal("workbook", problems)
+    kind, _, message = text.partition(": ")
+    if kind in REFUSALS:
+        return Refusal(REFUSALS[kind], [message.splitlines()[0].rstrip() if message else ""])  # type: ignore[arg-type]
+    return None

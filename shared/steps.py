@@ -14,8 +14,8 @@ from functools import lru_cache
 from typing import Any, Optional, Union
 
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
-from shared.contract import (BreakerCheck, Exported, JobAnswer, JobOutcome, KeyRange, Plan, PlannedJob, SliceOutcome,
-                             StartRequest, split_answer)
+from shared.contract import (NO_MATCH, SOURCE_CHECK, BreakerCheck, Exported, JobAnswer, JobOutcome, KeyRange, Plan,
+                             PlannedJob, SliceOutcome, StartRequest, split_answer)
 from shared.workbook.models import Job, PlanError
 from shared.error_routing import (LakeGate, is_storage_error, local_publisher, record_outcome, storage_failures_as_outcomes,
                                   storage_message)
@@ -140,11 +140,11 @@ def plan_run(request: StartRequest, key: str, services: Services) -> Plan:
     config = request["config"]
     source, label = fetch_workbook(config, services.account, services.settings.config_container)
     plan = load_plan(source, source_label=label)
-    check_lake()  # before any job runs: an unreachable lake fails the run here, in seconds
     only = request.get("only") or None
     jobs = plan.enabled_jobs(only)
     if only and not jobs:
-        raise PlanError([f"no enabled job matches only={only}"], config)
+        raise PlanError([f"{NO_MATCH}{only}"], config)
+    check_lake()  # before any job runs: an unreachable lake fails the run here, in seconds
     warnings = list(plan.warnings)
     problems: dict[int, list[str]] = {}
     if services.settings.check_sources:
@@ -185,7 +185,7 @@ def check_plan_sources(plan: Any, jobs: list[Job]) -> tuple[list[str], dict[int,
         log.error("source check: %s", redact(line))
     for line in result.unreachable:
         log.warning("source check: %s", redact(line))
-    return [f"source check: {redact(line)}" for line in result.unreachable + result.notes], result.by_row
+    return [f"{SOURCE_CHECK}{redact(line)}" for line in result.unreachable + result.notes], result.by_row
 
 
 def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:
