@@ -9,8 +9,6 @@ field is added as `NotRequired` and read with `.get`, and a field is never renam
 imports nothing but the standard library: the orchestrator (deterministic) imports it too.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Any, Literal, NamedTuple, NotRequired, Optional, TypedDict, Union
 
