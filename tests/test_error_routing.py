@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from shared.breakers import CLOSED, LocalBreakerStore
 from shared.workbook import write_workbook
 from tests.conftest import AZURITE_KEY, ROOT, _azurite_bin, free_port, in_ci, service_missing
-from tests.test_cli import cli, row
+from tests.ingest.test_cli import cli, row
 
 
 def _metrics(path: Path) -> dict[str, dict[str, Any]]:
