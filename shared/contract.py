@@ -355,7 +355,7 @@ def read_refusal(error: Optional[str]) -> Optional[Refusal]:
 
     `load_plan` fails with a `PlanError`'s text (`N problem(s) in <workbook>:` then one
     `  - <problem>` line each) or `<ExceptionType>: <one line>` (activities/__init__.py); the
-    Durable SDK appends ` \n <details>` to an activity's message.
+    Durable SDK appends a line of details (type and place) to an activity's message.
     """
     text = error or ""
     if _PROBLEMS.match(text):
@@ -365,5 +365,5 @@ def read_refusal(error: Optional[str]) -> Optional[Refusal]:
         return Refusal("workbook", problems)
     kind, _, message = text.partition(": ")
     if kind in REFUSALS:
-        return Refusal(REFUSALS[kind], [message.splitlines()[0].rstrip() if message else ""])  # type: ignore[arg-type]
+        return Refusal(REFUSALS[kind], [message.splitlines()[0].rstrip() if message else ""])
     return None
