@@ -110,3 +110,36 @@ def test_refused_runs_read_back_as_the_refusal_the_cli_prints(
     monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", str(good))  # a file: no folder can be made there
     lake = refusal(good, [])
     assert lake.kind == "lake" and str(good) in lake.lines[0]
+
+
+def test_a_history_with_the_earlier_payloads_replays_to_the_same_output(
+    service_env: Path, sqlite_source: Any, workbook: Any, runtime: Any, app: Any
+) -> None:
+    """An orchestration started before the contract (plan jobs with `src`, a breaker check with
+    `open`) replays after it: the orchestrator reads neither, and no input is compared on replay."""
+    from ingest.durable import index_app
+    from ingest.durable.runtime import UPPER_SCHEMA_VERSION, UPPER_SCHEMA_VERSION_NEW
+
+    sqlite_source("shop", 2)
+    path = workbook([{"source_type": "sqlite", "source_name": "shop", "table_name": f"t{k}"} for k in range(2)])
+    rt = runtime()
+    result = rt.run(ORCHESTRATOR, StartRequest(config=str(path), only=[], dry_run=False), instance_id="old", timeout=120)
+    assert result.succeeded, result.error
+    scheduled = {e["EventId"]: e["Name"] for e in result.history if e["EventType"] == TASK_SCHEDULED}
+    old = []
+    for event in result.history:
+        if event["EventType"] == TASK_COMPLETED and scheduled[event["TaskScheduledId"]] in ("load_plan", "check_breakers"):
+            answer = json.loads(event["Result"])
+            if "jobs" in answer:
+                answer["jobs"] = [{**j, "src": "shop"} for j in answer["jobs"]]
+            else:
+                answer["open"] = {}
+            event = {**event, "Result": json.dumps(answer)}
+        if event["EventType"] != 1:  # ExecutionCompleted: the replay decides the ending itself
+            old.append({**event, "IsPlayed": True})
+    assert sum('"src"' in e.get("Result", "") or '"open"' in e.get("Result", "") for e in old) == 2
+    context = {"instanceId": "old", "isReplaying": True, "parentInstanceId": None, "input": json.dumps(result.input),
+               "upperSchemaVersion": UPPER_SCHEMA_VERSION, "upperSchemaVersionNew": UPPER_SCHEMA_VERSION_NEW,
+               "history": old}
+    state = json.loads(index_app(app).orchestrator(ORCHESTRATOR).handle(json.dumps(context)))
+    assert state["isDone"] is True and state["output"] == result.output
