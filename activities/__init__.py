@@ -6,18 +6,20 @@ stored in the orchestration history and may be shown by the status endpoint.
 Annotations: each activity's parameter and result are annotated with the plain `dict`. The
 Functions Python worker validates trigger parameter annotations when it loads the app and rejects
 a builtin generic such as `dict[str, Any]` ("invalid non-type annotation"; one rejected function
-and the host loads none, see tests/worker/). Each docstring names the keys instead.
+and the host loads none, see tests/worker/). Each docstring and `cast` names its `shared.contract`
+types instead.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import azure.durable_functions as df
 
 from shared import steps
+from shared.contract import ExportInput, FinishSplitInput, JobAttempt, LoadPlanInput, RunRef, SliceAttempt
 from shared.workbook.models import PlanError
 from shared.redaction import error_line, install_log_redaction, redact
 
@@ -51,10 +53,10 @@ def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
 def load_plan(payload: dict) -> dict:
     """Read and validate the workbook; snapshot the jobs to run.
 
-    payload: `{"request": {"config", "only", "dry_run"}, "run_key"}`; returns
-    `{"plan_ref", "jobs", "warnings", "retry", "batch_size"}` (`steps.plan_run`).
+    payload: `LoadPlanInput`; returns `Plan` (`steps.plan_run`).
     """
-    return steps.plan_run(payload["request"], payload["run_key"], steps.Services.from_env())
+    args = cast(LoadPlanInput, payload)
+    return steps.plan_run(args["request"], args["run_key"], steps.Services.from_env())
 
 
 @bp.activity_trigger(input_name="payload")
@@ -62,9 +64,10 @@ def load_plan(payload: dict) -> dict:
 def check_breakers(payload: dict) -> dict:
     """Mark the jobs of sources whose circuit is open as skipped.
 
-    payload: `{"run_key", "plan_ref"}`; returns `{"skipped": [job index], "open": {source: reason}}`.
+    payload: `RunRef`; returns `BreakerCheck`.
     """
-    return steps.check_breakers(payload["run_key"], payload["plan_ref"], steps.Services.from_env())
+    args = cast(RunRef, payload)
+    return steps.check_breakers(args["run_key"], args["plan_ref"], steps.Services.from_env())
 
 
 @bp.activity_trigger(input_name="payload")
@@ -72,12 +75,12 @@ def check_breakers(payload: dict) -> dict:
 def run_ingestion_job(payload: dict) -> dict:
     """Run one attempt of one job through its dlt pipeline.
 
-    payload: `{"run_key", "plan_ref", "index", "attempt", "run_id"}`; returns the job's compact
-    outcome (`steps.run_planned_job`).
+    payload: `JobAttempt`; returns a `JobOutcome`, or a `SplitAnswer` for a table too large for
+    one activity (`steps.run_planned_job`).
     """
+    args = cast(JobAttempt, payload)
     return steps.run_planned_job(
-        payload["run_key"], payload["plan_ref"], payload["index"], payload["attempt"], payload["run_id"],
-        steps.Services.from_env(),
+        args["run_key"], args["plan_ref"], args["index"], args["attempt"], args["run_id"], steps.Services.from_env(),
     )
 
 
@@ -86,12 +89,12 @@ def run_ingestion_job(payload: dict) -> dict:
 def run_ingestion_slice(payload: dict) -> dict:
     """Run one attempt of one key-range slice of a table split across activities.
 
-    payload: `{"run_key", "plan_ref", "index", "slice", "range", "attempt", "run_id"}`; returns
-    the slice's compact outcome (`steps.run_planned_slice`).
+    payload: `SliceAttempt`; returns a `SliceOutcome` (`steps.run_planned_slice`).
     """
+    args = cast(SliceAttempt, payload)
     return steps.run_planned_slice(
-        payload["run_key"], payload["plan_ref"], payload["index"], payload["slice"], payload["range"],
-        payload["attempt"], payload["run_id"], steps.Services.from_env(),
+        args["run_key"], args["plan_ref"], args["index"], args["slice"], args["range"], args["attempt"],
+        args["run_id"], steps.Services.from_env(),
     )
 
 
@@ -100,10 +103,10 @@ def run_ingestion_slice(payload: dict) -> dict:
 def finish_split_job(payload: dict) -> dict:
     """Publish a split table's slices as one snapshot, or discard them when any failed.
 
-    payload: `{"run_key", "plan_ref", "index", "slices"}`; returns the job's outcome
-    (`steps.finish_split`).
+    payload: `FinishSplitInput`; returns the job's `JobOutcome` (`steps.finish_split`).
     """
-    return steps.finish_split(payload["run_key"], payload["plan_ref"], payload["index"], payload["slices"],
+    args = cast(FinishSplitInput, payload)
+    return steps.finish_split(args["run_key"], args["plan_ref"], args["index"], args["slices"],
                               steps.Services.from_env())
 
 
@@ -112,10 +115,10 @@ def finish_split_job(payload: dict) -> dict:
 def export_metrics(payload: dict) -> dict:
     """Fan-in: write the metrics JSON and the audit rows of the run.
 
-    payload: `{"run_key", "plan_ref", "run_id", "execution_time", "crashed"?}`; returns
-    `{"metrics_path", "audit_path", "failure_events", "summary", "open_circuits"}`.
+    payload: `ExportInput`; returns `Exported`.
     """
+    args = cast(ExportInput, payload)
     return steps.export_run_metrics(
-        payload["run_key"], payload["plan_ref"], payload["run_id"], payload["execution_time"],
-        payload.get("crashed") or [], steps.Services.from_env(),
+        args["run_key"], args["plan_ref"], args["run_id"], args["execution_time"], args.get("crashed") or [],
+        steps.Services.from_env(),
     )

@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import List, Optional, Union
@@ -21,8 +22,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from shared.workbook.models import Job, Plan, PlanError
+from shared.contract import REFUSALS, SOURCE_CHECK, Refusal, RunOutput, StartRequest, read_refusal
 from shared.redaction import clip, first_line, install_log_redaction, redact
+from shared.workbook.models import Job, Plan, PlanError
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -57,6 +59,7 @@ def _setup_logging(verbose: bool, *, files: bool = True) -> None:
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(_OneLineFormatter(FORMAT))
+    console.addFilter(_NoRefusalTraceback())
     logging.getLogger().addHandler(console)
     # dlt logs to stderr through its own handler (its logger does not propagate), with a traceback
     # for every load-job retry; it takes the first handler it finds, so give it one that drops them.
@@ -92,16 +95,6 @@ def _load_plan_or_exit(config: Union[str, Path]) -> Plan:
     for warning in plan.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return plan
-
-
-def _preflight_or_exit() -> None:
-    from shared.lake import PreflightError, check_lake
-
-    try:
-        check_lake()
-    except PreflightError as exc:
-        err.print(f"[bold red]lake pre-flight failed:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID)
 
 
 @app.command()
@@ -159,14 +152,6 @@ def template(path: Path = typer.Argument(..., help="Where to write the empty wor
     out.print(f"wrote {path}")
 
 
-def _select_jobs(plan: Plan, only: Optional[List[str]]) -> list[Job]:
-    jobs = plan.enabled_jobs(only)
-    if only and not jobs:
-        err.print(f"[red]no enabled job matches --only {' '.join(only)}[/]", highlight=False)
-        raise typer.Exit(EXIT_INVALID)
-    return jobs
-
-
 def _print_job(job: dict) -> None:
     if job["status"] == "success":
         drift = " (schema changed)" if (job.get("extra") or {}).get("schema_drift") else ""
@@ -185,13 +170,17 @@ class _LiveProgress:
     """Turns the orchestration's custom status (and its batches') into a progress bar.
 
     Reads the structured counts the orchestrator publishes (`batches` in the run's status,
-    `batch` in each batch's): see `orchestrations.progress.combined_counts`.
+    `batch` in each batch's): see `orchestrations.progress.combined_counts`. Off a terminal the
+    bar shows once the plan is made: a refused run prints only its refusal.
     """
 
     def __init__(self, progress: Progress, parent_id: str) -> None:
         self.progress = progress
         self.parent_id = parent_id
         self.task = progress.add_task("planning", total=None)
+        self.shown = threading.Lock()
+        if progress.console.is_terminal:
+            self.show()
         self.batches: dict[str, dict] = {}
         self.parent: dict = {}
         self.counts: dict = {}
@@ -207,10 +196,22 @@ class _LiveProgress:
         else:
             self.batches[instance_id] = status
         self.counts = counts = combined_counts(self.parent, self.batches)
+        if counts["phase"] != "planning":
+            self.show()
         self.progress.update(
             self.task, total=counts["total"], completed=counts["done"],
             description=f"{counts['phase']}: {counts['failed']} failed, {counts['running']} running",
         )
+
+    def show(self) -> None:
+        """Start showing the bar (once)."""
+        if self.shown.acquire(blocking=False):
+            self.progress.start()
+
+    def close(self) -> None:
+        """Stop the bar if it was shown."""
+        if self.shown.locked():
+            self.progress.stop()
 
 
 def _read_output(location: str) -> str:
@@ -226,32 +227,93 @@ def _read_output(location: str) -> str:
     return account.blob_service().get_blob_client(container, name).download_blob().readall().decode("utf-8")
 
 
+def _admit_or_exit(config: str) -> None:
+    """A blob workbook must be reachable (one quick call, as the Functions starters check before
+    they start a run): a dead storage account is one line and exit 2 in seconds, not a failed run."""
+    from shared.settings import AppSettings
+    from shared.steps import is_blob_path, workbook_blob_size
+    from shared.storage import StorageUnreachableError, storage_account
+    from shared.workbook_ref import WorkbookRefError, canonical_blob
+
+    account = storage_account()
+    if account is None or not is_blob_path(config, account):
+        return
+    try:
+        workbook_blob_size(canonical_blob(config, AppSettings.from_env().config_container), account)
+    except WorkbookRefError:
+        return  # load_plan names the problem
+    except StorageUnreachableError as exc:
+        _print_refusal(Refusal("storage", [str(exc)]), config, None)
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _print_refusal(refusal: Refusal, config: str, only: Optional[List[str]]) -> None:
+    """What the orchestration's refusal of a run looks like on the console."""
+    from rich.markup import escape
+
+    if refusal.kind == "workbook":
+        err.print(f"[bold red]{len(refusal.lines)} problem(s) in {config}:[/]", highlight=False)
+        for problem in refusal.lines:
+            err.print(f"  {redact(problem)}", highlight=False, markup=False)
+    elif refusal.kind == "no_match":
+        err.print(f"[red]no enabled job matches --only {' '.join(only or [])}[/]", highlight=False)
+    elif refusal.kind == "storage":  # one line naming the endpoint, exit 2, like the lake pre-flight
+        err.print(f"[bold red]cannot read the workbook:[/] {escape(refusal.lines[0])}", highlight=False)
+    else:
+        err.print(f"[bold red]lake pre-flight failed:[/] {refusal.lines[0]}", highlight=False)
+
+
+class _NoRefusalTraceback(logging.Filter):
+    """The console leaves out an activity's log of a refusal: the refusal itself is printed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.name == "activities" and type(error).__name__ in REFUSALS)
+
+
 def run_orchestration(
     config: str, *, only: Optional[List[str]] = None, metrics_out: Optional[Path] = None, max_parallel: Optional[int] = None
 ) -> int:
-    """Run a workbook through the real orchestrator on the local durable runtime; return the exit code."""
+    """Run a workbook through the real orchestrator on the local durable runtime; return the exit code.
+
+    The orchestration validates the workbook, checks `only` and the lake (once, in `load_plan`);
+    a refusal prints as `validate` would and exits 2. The summary comes from its output; the job
+    lines from the metrics document it names (which `--metrics-out` copies).
+    """
     from function_app import app as functions_app
     from orchestrations import ORCHESTRATOR
     from ingest.durable import LocalDurableRuntime
     from starters.functions import instance_id_for
 
+    _admit_or_exit(config)
     local = Path(config)
-    request = {"config": str(local.resolve()) if local.is_file() else config, "only": list(only or []), "dry_run": False}
+    request = StartRequest(config=str(local.resolve()) if local.is_file() else config, only=list(only or []),
+                           dry_run=False)
     instance_id = f"{instance_id_for(local.name)}-{uuid.uuid4().hex[:8]}"
-    with Progress(
+    bar = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=out, transient=True,
-    ) as bar:
-        live = _LiveProgress(bar, instance_id)
+    )
+    live = _LiveProgress(bar, instance_id)
+    try:
         runtime = LocalDurableRuntime(functions_app, max_parallel=max_parallel or os.cpu_count(), on_status=live)
         try:
             result = runtime.run(ORCHESTRATOR, request, instance_id=instance_id)
         finally:
             runtime.close()
+    finally:
+        live.close()
     if not result.succeeded:
+        refusal = read_refusal(result.error)
+        if refusal:
+            _print_refusal(refusal, config, only)
+            return EXIT_INVALID
         err.print(f"[red]run {instance_id} failed:[/] {redact(result.error)}", highlight=False)
         return EXIT_JOB_FAILED
-    output = result.output
+    output: RunOutput = result.output
+    for warning in output["warnings"]:
+        if not warning.startswith(SOURCE_CHECK):  # the source check logged these as it ran
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     text = _read_output(output["metrics_path"])
     metrics = json.loads(text)
     for job in metrics["jobs"]:
@@ -259,7 +321,7 @@ def run_orchestration(
     if metrics_out:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         metrics_out.write_text(text, encoding="utf-8")
-    summary = metrics["summary"]
+    summary = output["summary"]
     out.print(
         f"{summary['successful']} succeeded, {summary['failed']} failed, {summary['skipped']} skipped; "
         f"{summary['total_rows']:,} rows; health {summary['health_score']}; "
@@ -302,9 +364,6 @@ def run(
     _setup_logging(verbose)
     if lake:
         os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = lake
-    plan = _load_plan_or_exit(config)
-    _select_jobs(plan, only)
-    _preflight_or_exit()
     raise typer.Exit(run_orchestration(config, only=only, metrics_out=metrics_out, max_parallel=max_parallel))
 
 
@@ -333,7 +392,6 @@ def demo(
     os.environ[env_var_name(DEMO_SOURCE, "path")] = str(db)
     os.environ["DESTINATION__FILESYSTEM__BUCKET_URL"] = str(lake)
     out.print(f"demo database: {db}\ndemo workbook: {workbook}\n", highlight=False)
-    _load_plan_or_exit(workbook)
     code = run_orchestration(str(workbook), metrics_out=directory / "metrics.json")
     files = sorted(lake.rglob("*.parquet"))
     out.print(f"\n{len(files)} Parquet file(s) in {lake}:", highlight=False)

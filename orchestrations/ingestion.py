@@ -22,6 +22,9 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskBase, TaskState
 
 from orchestrations.progress import Progress
+from shared.contract import (BatchInput, BatchOutput, DryRunOutput, Exported, ExportInput, FinishSplitInput, JobAnswer,
+                             JobAttempt, JobOutcome, LoadPlanInput, Plan, PlannedJob, PlannedStatus, PlanningStatus,
+                             Run, RunOutput, RunRef, SliceAttempt, SliceOutcome, StartRequest, crashed_outcome, is_split)
 from shared.redaction import clip, first_line
 from shared.retry import RetryPolicy, policy_kind
 from shared.run_store import run_key
@@ -38,28 +41,29 @@ Orchestration = Generator[Any, Any, Any]
 
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
-    """Run every enabled job of a workbook; input: `{"config", "only", "dry_run"}`."""
-    request = context.get_input() or {}
+    """Run every enabled job of a workbook; input: `StartRequest`; output: `RunOutput` or
+    `DryRunOutput`; custom status: `PlanningStatus`, `PlannedStatus` or `ProgressStatus`."""
+    request: StartRequest = context.get_input() or {}
     started = context.current_utc_datetime.isoformat()
     key = run_key(context.instance_id, started)
     batch_prefix = run_prefix(context.instance_id, context.current_utc_datetime)
-    context.set_custom_status({"phase": "planning"})
+    context.set_custom_status(PlanningStatus(phase="planning"))
     # An invalid workbook fails this task, and so the orchestration, with every problem listed.
-    plan = yield context.call_activity(LOAD_PLAN, {"request": request, "run_key": key})
+    plan: Plan = yield context.call_activity(LOAD_PLAN, LoadPlanInput(request=request, run_key=key))
     jobs = plan["jobs"]
     if request.get("dry_run"):
-        context.set_custom_status({"phase": "done", "total": len(jobs)})
-        return {"run_id": context.instance_id, "dry_run": True, "total_jobs": len(jobs),
-                "jobs": [j["id"] for j in jobs][:200], "warnings": plan["warnings"]}
+        context.set_custom_status(PlannedStatus(phase="done", total=len(jobs)))
+        return DryRunOutput(run_id=context.instance_id, dry_run=True, total_jobs=len(jobs),
+                            jobs=[j["id"] for j in jobs][:200], warnings=plan["warnings"])
 
-    breakers = yield context.call_activity(CHECK_BREAKERS, {"run_key": key, "plan_ref": plan["plan_ref"]})
+    breakers = yield context.call_activity(CHECK_BREAKERS, RunRef(run_key=key, plan_ref=plan["plan_ref"]))
     skipped = set(breakers["skipped"])
     progress = Progress(total=len(jobs))
     for job in jobs:
         if job["i"] in skipped:
             progress.finish(job["id"], "skipped_circuit_open")
     runnable = [j for j in jobs if j["i"] not in skipped]
-    run = {"run_key": key, "plan_ref": plan["plan_ref"], "run_id": context.instance_id, "retry": plan["retry"]}
+    run = Run(run_key=key, plan_ref=plan["plan_ref"], run_id=context.instance_id, retry=plan["retry"])
 
     if len(runnable) <= plan["batch_size"]:
         crashed = yield from run_jobs(context, run, runnable, progress)
@@ -67,31 +71,30 @@ def ingestion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestra
         crashed = yield from run_batches(context, run, runnable, plan["batch_size"], progress, batch_prefix)
 
     context.set_custom_status(progress.as_status("exporting metrics"))
-    exported = yield context.call_activity(EXPORT_METRICS, {
-        "run_key": key, "plan_ref": plan["plan_ref"], "run_id": context.instance_id,
-        "execution_time": started, "crashed": crashed,
-    })
+    exported: Exported = yield context.call_activity(EXPORT_METRICS, ExportInput(
+        run_key=key, plan_ref=plan["plan_ref"], run_id=context.instance_id, execution_time=started, crashed=crashed,
+    ))
     context.set_custom_status(progress.as_status("done"))
-    return {
-        "run_id": context.instance_id,
-        "summary": exported["summary"],
-        "metrics_path": exported["metrics_path"],
-        "audit_path": exported["audit_path"],
-        "failure_events": exported["failure_events"],
-        "open_circuits": exported["open_circuits"],
-        "warnings": plan["warnings"],
-    }
+    return RunOutput(
+        run_id=context.instance_id,
+        summary=exported["summary"],
+        metrics_path=exported["metrics_path"],
+        audit_path=exported["audit_path"],
+        failure_events=exported["failure_events"],
+        open_circuits=exported["open_circuits"],
+        warnings=plan["warnings"],
+    )
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=BATCH_ORCHESTRATOR)
 def ingestion_batch(context: df.DurableOrchestrationContext) -> Orchestration:
-    """Run one batch of jobs; input: `{"run", "jobs", "batch": {"number", "of"}}`; output: counts and
-    crashed outcomes. Its custom status carries `batch`, so a reader matches it to the parent's
+    """Run one batch of jobs; input: `BatchInput`; output: `BatchOutput` (counts and crashed
+    outcomes). Its custom status carries `batch`, so a reader matches it to the parent's
     `batches` without parsing labels or instance ids."""
-    payload = context.get_input()
+    payload: BatchInput = context.get_input()
     progress = Progress(total=len(payload["jobs"]), batch=payload.get("batch"))
     crashed = yield from run_jobs(context, payload["run"], payload["jobs"], progress)
-    return {**progress.summary(), "crashed": crashed}
+    return BatchOutput(**progress.summary(), crashed=crashed)
 
 
 def run_prefix(instance_id: str, started: dt.datetime) -> str:
@@ -111,7 +114,7 @@ def batch_instance_id(prefix: str, number: int) -> str:
 
 
 def run_jobs(
-    context: df.DurableOrchestrationContext, run: dict[str, Any], jobs: list[dict[str, Any]], progress: Progress
+    context: df.DurableOrchestrationContext, run: Run, jobs: list[PlannedJob], progress: Progress
 ) -> Orchestration:
     """Fan out one activity per job, retry failed attempts after a durable timer, fan in.
 
@@ -123,18 +126,20 @@ def run_jobs(
         Outcomes of jobs whose last attempt crashed (the activity raised, so it stored no result).
     """
     # task -> (kind, job, attempt number, slice number or None)
-    pending: dict[TaskBase, tuple[str, dict[str, Any], int, Any]] = {}
+    pending: dict[TaskBase, tuple[str, PlannedJob, int, Any]] = {}
     fresh: list[TaskBase] = []  # tasks created since the last yield
     slices: dict[int, dict[str, Any]] = {}  # job index -> {"ranges": [...], "done": {slice: outcome}}
-    crashed: list[dict[str, Any]] = []
+    crashed: list[JobOutcome] = []
 
-    def attempt(job: dict[str, Any], number: int, part: Any = None) -> None:
-        payload = {"run_key": run["run_key"], "plan_ref": run["plan_ref"], "run_id": run["run_id"],
-                   "index": job["i"], "attempt": number}
+    def attempt(job: PlannedJob, number: int, part: Any = None) -> None:
         if part is None:
+            payload = JobAttempt(run_key=run["run_key"], plan_ref=run["plan_ref"], run_id=run["run_id"],
+                                 index=job["i"], attempt=number)
             add(context.call_activity(RUN_JOB, payload), ("job", job, number, None))
         else:
-            payload.update(slice=part, range=slices[job["i"]]["ranges"][part])
+            payload = SliceAttempt(run_key=run["run_key"], plan_ref=run["plan_ref"], run_id=run["run_id"],
+                                   index=job["i"], attempt=number, slice=part,
+                                   range=slices[job["i"]]["ranges"][part])
             add(context.call_activity(RUN_SLICE, payload), ("slice", job, number, part))
         progress.start(job["id"])
 
@@ -142,7 +147,7 @@ def run_jobs(
         pending[task] = entry
         fresh.append(task)
 
-    def finish(job: dict[str, Any], outcome: dict[str, Any]) -> None:
+    def finish(job: PlannedJob, outcome: JobOutcome) -> None:
         progress.finish(job["id"], outcome["status"], outcome.get("rows", 0))
         if outcome.get("crashed"):
             crashed.append(outcome)
@@ -169,7 +174,7 @@ def run_jobs(
         else:
             outcome = _outcome(done, job, number)
             policy = RetryPolicy.from_dict(run["retry"][policy_kind(job["type"])])
-            if outcome["status"] == "split":
+            if is_split(outcome):
                 slices[job["i"]] = {"ranges": outcome["slices"], "done": {}}
                 for k in range(len(outcome["slices"])):
                     attempt(job, 1, k)
@@ -180,12 +185,12 @@ def run_jobs(
                 progress.wait_retry(job["id"])
             elif kind == "slice":
                 state = slices[job["i"]]
-                state["done"][part] = {**outcome, "slice": part}
+                state["done"][part] = SliceOutcome({**outcome, "slice": part})
                 if len(state["done"]) == len(state["ranges"]):
-                    task = context.call_activity(FINISH_SPLIT, {
-                        "run_key": run["run_key"], "plan_ref": run["plan_ref"], "index": job["i"],
-                        "slices": [state["done"][k] for k in sorted(state["done"])],
-                    })
+                    task = context.call_activity(FINISH_SPLIT, FinishSplitInput(
+                        run_key=run["run_key"], plan_ref=run["plan_ref"], index=job["i"],
+                        slices=[state["done"][k] for k in sorted(state["done"])],
+                    ))
                     add(task, ("finish", job, 1, None))
             else:
                 finish(job, outcome)
@@ -195,8 +200,8 @@ def run_jobs(
 
 def run_batches(
     context: df.DurableOrchestrationContext,
-    run: dict[str, Any],
-    jobs: list[dict[str, Any]],
+    run: Run,
+    jobs: list[PlannedJob],
     size: int,
     progress: Progress,
     prefix: str,
@@ -207,24 +212,24 @@ def run_batches(
     never holds work back here (docs/durable-replay.md).
     """
     batches = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-    pending: dict[TaskBase, tuple[int, str, list[dict[str, Any]]]] = {}
+    pending: dict[TaskBase, tuple[int, str, list[PlannedJob]]] = {}
     for number, batch in enumerate(batches, start=1):
         label = f"batch {number}/{len(batches)} ({len(batch)} jobs)"
         task = context.call_sub_orchestrator(
-            BATCH_ORCHESTRATOR, {"run": run, "jobs": batch, "batch": {"number": number, "of": len(batches)}},
+            BATCH_ORCHESTRATOR, BatchInput(run=run, jobs=batch, batch={"number": number, "of": len(batches)}),
             instance_id=batch_instance_id(prefix, number),
         )
         pending[task] = (number, label, batch)
         progress.start_batch(number, len(batches), size, label, len(batch))
     context.set_custom_status(progress.as_status())
-    crashed: list[dict[str, Any]] = []
+    crashed: list[JobOutcome] = []
     while pending:
         done = yield context.task_any(list(pending))
         number, label, batch = pending.pop(done)
         if done.state is TaskState.FAILED:
             # A batch orchestrator itself failed (a bug, not a source): report its jobs as failed.
             error = _error_text(done.result)
-            crashed.extend({"i": j["i"], "status": "failed", "attempt": 1, "error": error, "crashed": True} for j in batch)
+            crashed.extend(crashed_outcome(j["i"], 1, error, retryable=False) for j in batch)
             progress.crash_batch(number, label, len(batch))
         else:
             crashed.extend(done.result["crashed"])
@@ -233,10 +238,9 @@ def run_batches(
     return crashed
 
 
-def _outcome(task: TaskBase, job: dict[str, Any], number: int) -> dict[str, Any]:
+def _outcome(task: TaskBase, job: PlannedJob, number: int) -> JobAnswer:
     if task.state is TaskState.FAILED:
-        return {"i": job["i"], "status": "failed", "rows": 0, "attempt": number, "retryable": True,
-                "error": _error_text(task.result), "crashed": True}
+        return crashed_outcome(job["i"], number, _error_text(task.result), retryable=True)
     return task.result
 
 

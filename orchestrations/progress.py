@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from shared.contract import BatchesStatus, BatchNumber, BatchSummary, ProgressStatus
+
 MAX_LISTED = 20
 """How many running items the status names; the count is always complete."""
 MAX_BATCH_DETAIL = 400
@@ -42,7 +44,7 @@ class BatchBoard:
         for column in (self.done, self.failed, self.skipped):
             column.append(0)
 
-    def end(self, number: int, summary: dict[str, Any]) -> None:
+    def end(self, number: int, summary: BatchSummary) -> None:
         """Batch `number` returned its summary."""
         k = number - 1
         self.state[k] = DONE
@@ -54,7 +56,7 @@ class BatchBoard:
         self.state[k] = FAILED
         self.done[k] = self.failed[k] = self.jobs[k]
 
-    def as_status(self) -> dict[str, Any]:
+    def as_status(self) -> BatchesStatus:
         """`{"total", "size", "done", "running", "failed", "detail", ...per-batch columns}`.
 
         `done` counts finished batches (failed ones included), `failed` the batches that failed
@@ -62,14 +64,14 @@ class BatchBoard:
         `F`) and `jobs`/`jobs_done`/`jobs_failed`/`jobs_skipped` one number per batch, index
         `number - 1`; with more than `MAX_BATCH_DETAIL` batches they are left out.
         """
-        status: dict[str, Any] = {
-            "total": self.total,
-            "size": self.size,
-            "done": sum(1 for s in self.state if s != RUNNING),
-            "running": self.state.count(RUNNING),
-            "failed": self.state.count(FAILED),
-            "detail": self.total <= MAX_BATCH_DETAIL,
-        }
+        status = BatchesStatus(
+            total=self.total,
+            size=self.size,
+            done=sum(1 for s in self.state if s != RUNNING),
+            running=self.state.count(RUNNING),
+            failed=self.state.count(FAILED),
+            detail=self.total <= MAX_BATCH_DETAIL,
+        )
         if status["detail"]:
             status.update(state="".join(self.state), jobs=list(self.jobs), jobs_done=list(self.done),
                           jobs_failed=list(self.failed), jobs_skipped=list(self.skipped))
@@ -91,7 +93,7 @@ class Progress:
     """Jobs waiting for their next attempt."""
     batches: Optional[BatchBoard] = None
     """Set by a run that fans out in batches."""
-    batch: Optional[dict[str, int]] = None
+    batch: Optional[BatchNumber] = None
     """Set in a batch sub-orchestration: `{"number", "of"}`."""
 
     def start(self, label: str) -> None:
@@ -114,7 +116,7 @@ class Progress:
         elif status.startswith("skipped"):
             self.skipped += count
 
-    def add(self, label: str, summary: dict[str, Any]) -> None:
+    def add(self, label: str, summary: BatchSummary) -> None:
         """A batch ended with the summary its sub-orchestration returned."""
         self.running.pop(label, None)
         self.done += summary["done"]
@@ -129,7 +131,7 @@ class Progress:
         self.batches.start(number, jobs)
         self.start(label)
 
-    def end_batch(self, number: int, label: str, summary: dict[str, Any]) -> None:
+    def end_batch(self, number: int, label: str, summary: BatchSummary) -> None:
         """Batch `number` returned `summary`."""
         assert self.batches is not None
         self.batches.end(number, summary)
@@ -141,28 +143,28 @@ class Progress:
         self.batches.crash(number)
         self.finish(label, "failed", count=jobs)
 
-    def as_status(self, phase: str = "running") -> dict[str, Any]:
+    def as_status(self, phase: str = "running") -> ProgressStatus:
         """The custom status document."""
-        status: dict[str, Any] = {
-            "phase": phase,
-            "total": self.total,
-            "done": self.done,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "rows": self.rows,
-            "running": list(self.running)[:MAX_LISTED],
-            "running_count": len(self.running),
-            "retrying": list(self.retrying)[:MAX_LISTED],
-        }
+        status = ProgressStatus(
+            phase=phase,
+            total=self.total,
+            done=self.done,
+            failed=self.failed,
+            skipped=self.skipped,
+            rows=self.rows,
+            running=list(self.running)[:MAX_LISTED],
+            running_count=len(self.running),
+            retrying=list(self.retrying)[:MAX_LISTED],
+        )
         if self.batches is not None:
             status["batches"] = self.batches.as_status()
         if self.batch is not None:
-            status["batch"] = dict(self.batch)
+            status["batch"] = BatchNumber(number=self.batch["number"], of=self.batch["of"])
         return status
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> BatchSummary:
         """What a batch sub-orchestration reports to its parent."""
-        return {"done": self.done, "failed": self.failed, "skipped": self.skipped, "rows": self.rows}
+        return BatchSummary(done=self.done, failed=self.failed, skipped=self.skipped, rows=self.rows)
 
 
 def combined_counts(parent: dict[str, Any], batch_statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:

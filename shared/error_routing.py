@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 
 from shared.breakers import CLOSED, CircuitBreaker
+from shared.contract import crashed_outcome
 from shared.errors import LAKE, SOURCE, STORAGE, lake_label
 from shared.redaction import error_line, redact
 from shared.results import SUCCESS, JobResult
@@ -155,9 +156,8 @@ def storage_failures_as_outcomes(step: _F) -> _F:
             bound = signature.bind(*args, **kwargs).arguments
             message = storage_message(exc, bound["services"], f"{step.__name__} #{bound['index']}")
             log.error("%s", message)
-            outcome = {"i": bound["index"], "status": "failed", "rows": 0, "attempt": bound.get("attempt", 1),
-                       "retryable": False, "error": message[:MAX_OUTCOME_ERROR], "crashed": True,
-                       "error_class": STORAGE}
+            outcome = crashed_outcome(bound["index"], bound.get("attempt", 1), message[:MAX_OUTCOME_ERROR], retryable=False)
+            outcome["error_class"] = STORAGE
             if "slice_no" in bound:
                 outcome.update(slice=bound["slice_no"], seconds=0.0, schema_version=None)
             return outcome

@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
+from shared.contract import (NO_MATCH, SOURCE_CHECK, BreakerCheck, Exported, JobAnswer, JobOutcome, KeyRange, Plan,
+                             PlannedJob, SliceOutcome, StartRequest, split_answer)
 from shared.workbook.models import Job, PlanError
 from shared.error_routing import (LakeGate, is_storage_error, local_publisher, record_outcome, storage_failures_as_outcomes,
                                   storage_message)
@@ -119,7 +121,7 @@ def _ensure_queue(queue: Any) -> None:
 
 
 
-def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str, Any]:
+def plan_run(request: StartRequest, key: str, services: Services) -> Plan:
     """Read and validate the workbook, check the jobs against their sources (unless
     `INGESTION_CHECK_SOURCES` is false), snapshot the jobs to run, describe them compactly.
 
@@ -129,7 +131,7 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         services: Stores and settings.
 
     Returns:
-        `{"plan_ref", "jobs": [{"i", "id", "src", "type"}], "warnings", "retry", "batch_size"}`.
+        The plan as the orchestration sees it (`contract.Plan`).
 
     A job whose table or column is missing, or whose `last_watermark` does not fit its column,
     is recorded as failed (permanent, every cell named) and will not contact its source; the
@@ -146,11 +148,11 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
     config = request["config"]
     source, label = fetch_workbook(config, services.account, services.settings.config_container)
     plan = load_plan(source, source_label=label)
-    check_lake()  # before any job runs: an unreachable lake fails the run here, in seconds
     only = request.get("only") or None
     jobs = plan.enabled_jobs(only)
     if only and not jobs:
-        raise PlanError([f"no enabled job matches only={only}"], config)
+        raise PlanError([f"{NO_MATCH}{only}"], config)
+    check_lake()  # before any job runs: an unreachable lake fails the run here, in seconds
     warnings = list(plan.warnings)
     problems: dict[int, list[str]] = {}
     if services.settings.check_sources:
@@ -165,13 +167,13 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
             services.runs.save_result(key, index, _job_result(
                 job, FAILED, error=redact("; ".join(problems[job.row]))[:MAX_PRECHECK_ERROR],
                 extra={"retryable": False, "error_class": "permanent", "precheck": True}))
-    return {
-        "plan_ref": ref,
-        "jobs": [{"i": i, "id": j.job_id, "src": j.source_name, "type": j.source_type} for i, j in enumerate(jobs)],
-        "warnings": warnings[:20],
-        "retry": {kind: p.to_dict() for kind, p in services.settings.retry.items()},
-        "batch_size": services.settings.batch_size,
-    }
+    return Plan(
+        plan_ref=ref,
+        jobs=[PlannedJob(i=i, id=j.job_id, type=j.source_type) for i, j in enumerate(jobs)],
+        warnings=warnings[:20],
+        retry={kind: p.to_dict() for kind, p in services.settings.retry.items()},
+        batch_size=services.settings.batch_size,
+    )
 
 
 def check_plan_sources(plan: Any, jobs: list[Job]) -> tuple[list[str], dict[int, list[str]]]:
@@ -191,7 +193,7 @@ def check_plan_sources(plan: Any, jobs: list[Job]) -> tuple[list[str], dict[int,
         log.error("source check: %s", redact(line))
     for line in result.unreachable:
         log.warning("source check: %s", redact(line))
-    return [f"source check: {redact(line)}" for line in result.unreachable + result.notes], result.by_row
+    return [f"{SOURCE_CHECK}{redact(line)}" for line in result.unreachable + result.notes], result.by_row
 
 
 def is_blob_path(config: str, account: Optional[StorageAccount]) -> bool:
@@ -285,12 +287,8 @@ def _skipped(job: Job, reason: str) -> JobResult:
     return _job_result(job, SKIPPED_CIRCUIT_OPEN, error=reason)
 
 
-def check_breakers(key: str, plan_ref: str, services: Services) -> dict[str, Any]:
-    """Skip the jobs of sources whose circuit is open: record them as skipped, return their indexes.
-
-    Returns:
-        `{"skipped": [job index, ...], "open": {source: reason}}`.
-    """
+def check_breakers(key: str, plan_ref: str, services: Services) -> BreakerCheck:
+    """Skip the jobs of sources whose circuit is open: record them as skipped, return their indexes."""
     jobs = services.runs.load_jobs(plan_ref)
     decisions = services.breaker.check_many(sorted({j.source_name for j in jobs}))
     closed = {name: d.reason for name, d in decisions.items() if not d.allowed}
@@ -299,23 +297,23 @@ def check_breakers(key: str, plan_ref: str, services: Services) -> dict[str, Any
         if job.source_name in closed:
             services.runs.save_result(key, index, _skipped(job, f"circuit open: {closed[job.source_name]}"))
             skipped.append(index)
-    return {"skipped": skipped, "open": closed}
+    return BreakerCheck(skipped=skipped)
 
 
-def compact(result: JobResult, index: int, attempt: int) -> dict[str, Any]:
+def compact(result: JobResult, index: int, attempt: int) -> JobOutcome:
     """What the orchestration keeps of a result: enough to decide on retries and show progress."""
-    return {
-        "i": index,
-        "status": result.status,
-        "rows": result.rows_processed,
-        "attempt": attempt,
-        "retryable": result.status == FAILED and result.extra.get("retryable", True),
-        "error": (result.error or "")[:MAX_COMPACT_ERROR] or None,
-    }
+    return JobOutcome(
+        i=index,
+        status=result.status,  # a final status: a split is answered by `split_answer`
+        rows=result.rows_processed,
+        attempt=attempt,
+        retryable=result.status == FAILED and result.extra.get("retryable", True),
+        error=(result.error or "")[:MAX_COMPACT_ERROR] or None,
+    )
 
 
 @storage_failures_as_outcomes
-def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: str, services: Services) -> dict[str, Any]:
+def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: str, services: Services) -> JobAnswer:
     """Run job number `index` of the plan (one attempt), update its source's breaker, store the result.
 
     A source whose breaker opened during this run is not contacted again: the job is recorded as
@@ -354,8 +352,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
                              token=job_token(key, index))
         if result.status == SPLIT:
             # Too big for one activity: the orchestration runs one slice activity per range.
-            return {"i": index, "status": SPLIT, "slices": result.extra["ranges"], "attempt": attempt, "rows": 0,
-                    "retryable": False, "error": None}
+            return split_answer(index, attempt, result.extra["ranges"])
         result.retry_count = attempt - 1
         record_attempt(result, attempt, earlier, ran=result is not previous)  # the report's timeline
         record_outcome(services.breaker, lake, job.source_name, result)  # source, lake or no breaker
@@ -370,9 +367,9 @@ def job_token(key: str, index: int) -> str:
 
 @storage_failures_as_outcomes
 def run_planned_slice(
-    key: str, plan_ref: str, index: int, slice_no: int, key_range: dict[str, Any], attempt: int, run_id: str,
+    key: str, plan_ref: str, index: int, slice_no: int, key_range: KeyRange, attempt: int, run_id: str,
     services: Services,
-) -> dict[str, Any]:
+) -> SliceOutcome:
     """One slice of a split table (one attempt) into its own staging dataset; breaker updated as
     for a job. The outcome names the staged dataset: the one the orchestration accepts is the one
     `finish_split` publishes, so a redelivered slice never adds rows."""
@@ -394,14 +391,12 @@ def run_planned_slice(
             result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no,
                              split=split_id(job_token(key, index)))
         record_outcome(services.breaker, lake, job.source_name, result)
-    outcome = compact(result, index, attempt)
-    outcome.update(slice=slice_no, seconds=result.duration_seconds, schema_version=result.schema_version,
-                   staged=result.extra.get("staged"))
-    return outcome
+    return SliceOutcome(**compact(result, index, attempt), slice=slice_no, seconds=result.duration_seconds,
+                        schema_version=result.schema_version, staged=result.extra.get("staged"))
 
 
 @storage_failures_as_outcomes
-def finish_split(key: str, plan_ref: str, index: int, slices: list[dict[str, Any]], services: Services) -> dict[str, Any]:
+def finish_split(key: str, plan_ref: str, index: int, slices: list[SliceOutcome], services: Services) -> JobOutcome:
     """Fan-in of a split table: publish its accepted staged slices as one snapshot, or discard
     them all. Idempotent: delivered again after it published, it returns the stored result."""
     from shared.runner import discard_staged, publish_staged, split_id, unsafe_redelivery
@@ -441,9 +436,9 @@ def export_run_metrics(
     plan_ref: str,
     run_id: str,
     execution_time: str,
-    crashed: list[dict[str, Any]],
+    crashed: list[JobOutcome],
     services: Services,
-) -> dict[str, Any]:
+) -> Exported:
     """Fan-in: build the metrics JSON and the audit rows from every stored result.
 
     Args:
@@ -455,7 +450,7 @@ def export_run_metrics(
         services: Stores and settings.
 
     Returns:
-        `{"metrics_path", "audit_path", "failure_events", "summary", "open_circuits"}`.
+        Where the metrics and audit rows went, the run's summary and its open circuits.
     """
     jobs = services.runs.load_jobs(plan_ref)  # cached in this process since the plan step
     unreadable = None
@@ -490,21 +485,18 @@ def export_run_metrics(
     # Metrics must survive a dead storage account: then they go to the local metrics folder
     # (at once when reading the results just failed: no second timeout to find out again).
     if unreadable:
-        return {**local_publisher(services).publish(metrics, results, started), "summary": metrics["summary"],
-                "open_circuits": {}}
+        return Exported(**local_publisher(services).publish(metrics, results, started), summary=metrics["summary"],
+                        open_circuits={})
     try:
         published = services.publisher.publish(metrics, results, started)
     except Exception as exc:
         if not is_storage_error(exc):
             raise
         log.error("%s", storage_message(exc, services, "writing the metrics; written locally instead"))
-        return {**local_publisher(services).publish(metrics, results, started), "summary": metrics["summary"],
-                "open_circuits": {}}
-    return {
-        **published,
-        "summary": metrics["summary"],
-        "open_circuits": open_circuits(sorted({r.source_name for r in results}), services),
-    }
+        return Exported(**local_publisher(services).publish(metrics, results, started), summary=metrics["summary"],
+                        open_circuits={})
+    return Exported(**published, summary=metrics["summary"],
+                    open_circuits=open_circuits(sorted({r.source_name for r in results}), services))
 
 
 def open_circuits(source_names: list[str], services: Services) -> dict[str, str]:

@@ -326,7 +326,7 @@ def test_activities_run_through_the_worker_converters(worker_python: Path, worke
         key = "ingestion-worker-test-20260101T000000"
         plan = session.activity("load_plan", {"request": {"config": str(workbook), "only": None, "dry_run": False},
                                               "run_key": key})
-        assert plan["jobs"] == [{"i": 0, "id": "shop.items", "src": "shop", "type": "sqlite"}], plan
+        assert plan["jobs"] == [{"i": 0, "id": "shop.items", "type": "sqlite"}], plan
         breakers = session.activity("check_breakers", {"run_key": key, "plan_ref": plan["plan_ref"]})
         assert breakers["skipped"] == []
         outcome = session.activity("run_ingestion_job", {"run_key": key, "plan_ref": plan["plan_ref"],
