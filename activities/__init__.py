@@ -20,6 +20,7 @@ import azure.durable_functions as df
 from shared import steps
 from shared.workbook.models import PlanError
 from shared.redaction import install_log_redaction, redact
+from shared.telemetry import traced_activity
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
     @functools.wraps(fn)
     def wrapper(payload: dict) -> dict:
         try:
-            return fn(payload)
+            return traced_activity(fn.__name__, fn, payload)
         except PlanError as exc:
             raise RuntimeError(redact(exc)) from None
         except Exception as exc:
