@@ -11,7 +11,8 @@ from tests.conftest import ROOT
 CODE_DIRS = ("shared", "orchestrations", "activities", "starters")
 SETTING = re.compile(
     r"[\"'%]((?:INGESTION|RETRY|CIRCUIT_BREAKER|HEALTH)_[A-Z_]+[A-Z]|CONFIG_CONTAINER|AZURE_KEY_VAULT_URL"
-    r"|AzureWebJobsStorage|DLT_PROJECT_DIR|RUNTIME__DLTHUB_TELEMETRY|DESTINATION__FILESYSTEM__[A-Z_]+[A-Z])[\"'%]"
+    r"|AzureWebJobsStorage|DLT_PROJECT_DIR|RUNTIME__DLTHUB_TELEMETRY|DESTINATION__FILESYSTEM__[A-Z_]+[A-Z]"
+    r"|APPLICATIONINSIGHTS_CONNECTION_STRING|OTEL_[A-Z_]+[A-Z])[\"'%]"
 )
 NOT_IN_EXAMPLE = {
     # Alternatives to the account key the example uses. dlt reads a blank value as a value, so

@@ -133,8 +133,8 @@ def _add_otlp_to_installed() -> None:
 
 
 def _instrumentation_options(environ: Mapping[str, str]) -> dict[str, Any]:
-    if "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS" in environ:
-        return {}
+    if (environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").strip():
+        return {}  # the distro reads the operator's list itself
     return {"instrumentation_options": {name: {"enabled": False} for name in URL_INSTRUMENTATIONS}}
 
 
