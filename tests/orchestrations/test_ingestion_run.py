@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from shared.workbook import write_workbook
 from tests.conftest import ROOT
 from tests.sources.test_postgresql import create_typed_table
-from tests.test_cli import cli
+from tests.ingest.test_cli import cli
 
 ROWS = 150_000
 
