@@ -20,7 +20,7 @@ import azure.durable_functions as df
 from shared import steps
 from shared.workbook.models import PlanError
 from shared.redaction import install_log_redaction, redact
-from shared.telemetry import traced_activity
+from shared.telemetry import takes_invocation_context, traced_activity
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -35,9 +35,9 @@ def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
     """Re-raise any error as a redacted RuntimeError (a PlanError keeps every problem line)."""
 
     @functools.wraps(fn)
-    def wrapper(payload: dict) -> dict:
+    def wrapper(payload: dict, context: Any = None) -> dict:  # context: the worker's, for its trace context
         try:
-            return traced_activity(fn.__name__, fn, payload)
+            return traced_activity(fn.__name__, fn, payload, context)
         except PlanError as exc:
             raise RuntimeError(redact(exc)) from None
         except Exception as exc:
@@ -45,7 +45,7 @@ def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
             first = next((line for line in str(exc).splitlines() if line.strip()), "")
             raise RuntimeError(redact(f"{type(exc).__name__}: {first}"[:500])) from None
 
-    return wrapper
+    return takes_invocation_context(wrapper)
 
 
 @bp.activity_trigger(input_name="payload")

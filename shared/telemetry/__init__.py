@@ -6,6 +6,9 @@ worker, the CLI and the tests all import it); see `setup` for what each setting 
 """
 
 from shared.telemetry.setup import configure_telemetry
-from shared.telemetry.spans import note_job_bytes, note_job_failure, traced_activity, traced_job
+from shared.telemetry.spans import (
+    note_job_bytes, note_job_failure, takes_invocation_context, traced_activity, traced_job,
+)
 
-__all__ = ["configure_telemetry", "note_job_bytes", "note_job_failure", "traced_activity", "traced_job"]
+__all__ = ["configure_telemetry", "note_job_bytes", "note_job_failure", "takes_invocation_context",
+           "traced_activity", "traced_job"]

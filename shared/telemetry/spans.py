@@ -7,18 +7,22 @@ span's status to ERROR and adds an `exception` event; every text in an attribute
 an event goes through `shared.redaction.redact`, like every other output.
 
 Parents: an activity's span is a child of the trace context the activity was invoked under (the
-Functions worker attaches the one the Durable extension hands it; the local runtime does the
-same), and a job attempt's span is a child of its activity's.
+one the Durable extension hands the invocation: the Functions worker attaches it, except on the
+thread-pool thread of a sync function, so the invocation's `context` is read as well; the local
+runtime attaches it), and a job attempt's span is a child of its activity's.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.logs import job_context, job_fields
 from shared.redaction import redact
@@ -36,22 +40,52 @@ MAX_TEXT = 500
 _tracer = trace.get_tracer("ingestion")
 
 
-def traced_activity(name: str, fn: Callable[[dict], dict], payload: dict) -> dict:
+def traced_activity(name: str, fn: Callable[[dict], dict], payload: dict, invocation: Any = None) -> dict:
     """Run activity `fn` on `payload` in a span named `name`, its records carrying the run's fields.
 
-    The outcome's `status`, `rows` and `error` (already redacted) go on the span; an exception
-    is recorded (redacted) and re-raised.
+    Args:
+        name: The activity's name.
+        fn: The activity's code.
+        payload: Its input.
+        invocation: The worker's `azure.functions.Context` of the invocation, if passed: its
+            trace context is the parent when none is attached on this thread.
+
+    Returns:
+        `fn`'s outcome. Its `status`, `rows` and `error` (already redacted) go on the span; an
+        exception is recorded (redacted) and re-raised.
     """
     run_id = payload.get("run_id") or (run_id_of(payload["run_key"]) if payload.get("run_key") else None)
     attributes = {RUN_ID: run_id, "attempt": payload.get("attempt"), "ingestion.job_index": payload.get("index"),
                   "ingestion.slice": payload.get("slice")}
-    with job_context(run_id=run_id, attempt=payload.get("attempt")), _span(name, attributes) as span:
+    parent = _invocation_parent(invocation)
+    with job_context(run_id=run_id, attempt=payload.get("attempt")), _span(name, attributes, parent) as span:
         outcome = fn(payload)
         if isinstance(outcome, dict):
             span.set_attributes(clean({"status": outcome.get("status") or "ok", "rows": outcome.get("rows")}))
             if outcome.get("status") == "failed":
                 span.set_status(Status(StatusCode.ERROR, _text(outcome.get("error") or "failed")))
         return outcome
+
+
+def takes_invocation_context(wrapper: Callable[..., Any]) -> Callable[..., Any]:
+    """Show the worker `wrapper`'s own signature (with its `context` parameter), not the wrapped
+    function's that `functools.wraps` exposes, so the worker passes the invocation's context."""
+    wrapper.__signature__ = inspect.signature(wrapper, follow_wrapped=False)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _invocation_parent(invocation: Any) -> Optional[Context]:
+    """The invocation's trace context from the host, when no span is current on this thread."""
+    if invocation is None or trace.get_current_span().get_span_context().is_valid:
+        return None
+    context = getattr(invocation, "trace_context", None)
+    trace_parent = getattr(context, "trace_parent", None)
+    if not trace_parent:
+        return None
+    carrier = {"traceparent": trace_parent}
+    if getattr(context, "trace_state", None):
+        carrier["tracestate"] = context.trace_state
+    return TraceContextTextMapPropagator().extract(carrier)
 
 
 def traced_job(run_job: Callable[..., "JobResult"]) -> Callable[..., "JobResult"]:
@@ -101,9 +135,10 @@ def note_job_bytes(normalize_info: Any) -> None:
 
 
 @contextmanager
-def _span(name: str, attributes: Mapping[str, Any]) -> Iterator[Span]:
-    """A current span that records an escaping exception redacted (type and first line only)."""
-    with _tracer.start_as_current_span(name, attributes=clean(attributes), record_exception=False,
+def _span(name: str, attributes: Mapping[str, Any], parent: Optional[Context] = None) -> Iterator[Span]:
+    """A current span (under `parent`, else the current context) that records an escaping
+    exception redacted (type and first line only)."""
+    with _tracer.start_as_current_span(name, context=parent, attributes=clean(attributes), record_exception=False,
                                        set_status_on_exception=False) as span:
         try:
             yield span
