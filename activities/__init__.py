@@ -19,7 +19,7 @@ import azure.durable_functions as df
 
 from shared import steps
 from shared.workbook.models import PlanError
-from shared.redaction import install_log_redaction, redact
+from shared.redaction import error_line, install_log_redaction, redact
 from shared.telemetry import takes_invocation_context, traced_activity
 
 bp = df.Blueprint()
@@ -42,8 +42,7 @@ def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
             raise RuntimeError(redact(exc)) from None
         except Exception as exc:
             log.exception("activity %s failed", fn.__name__)
-            first = next((line for line in str(exc).splitlines() if line.strip()), "")
-            raise RuntimeError(redact(f"{type(exc).__name__}: {first}"[:500])) from None
+            raise RuntimeError(error_line(exc, with_type=True)) from None
 
     return takes_invocation_context(wrapper)
 

@@ -46,7 +46,7 @@ def dlt_pyarrow(engine: Engine, table: str, rows: int, out: Path) -> None:
     from dlt.destinations import filesystem
     from dlt.sources.sql_database import sql_table
 
-    from shared.destination import LAYOUT
+    from shared.lake.layout import LAYOUT
     from shared.sources import chunk_size_for
 
     db = engine.sa_engine()

@@ -1,4 +1,4 @@
-"""Command line: `python -m ingest {validate,run,template,demo,history,breakers}`.
+"""Command line: `python -m ingest {validate,run,template,demo,history,report,breakers}`.
 
 Exit codes: 0 all good; 1 at least one job failed; 2 the workbook (or the command line) is invalid,
 or the lake or the service's storage failed (unreachable, full): then one line names it, and the
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shared.workbook.models import Job, Plan, PlanError
-from shared.redaction import install_log_redaction, redact
+from shared.redaction import clip, first_line, install_log_redaction, redact
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -42,7 +42,7 @@ class _OneLineFormatter(logging.Formatter):
 def _without_traceback(record: logging.LogRecord) -> bool:
     """Keep a dlt record on one line: no traceback, not even one quoted in its message."""
     text = record.getMessage().split("Traceback (most recent call last)")[0].strip()
-    record.msg, record.args = (text.splitlines() or [""])[0][:500], None
+    record.msg, record.args = clip(first_line(text)), None
     record.exc_info, record.exc_text = None, None
     return True
 
@@ -95,7 +95,7 @@ def _load_plan_or_exit(config: Union[str, Path]) -> Plan:
 
 
 def _preflight_or_exit() -> None:
-    from shared.preflight import PreflightError, check_lake
+    from shared.lake import PreflightError, check_lake
 
     try:
         check_lake()
@@ -363,6 +363,37 @@ def history(
         return
     for run_summary in runs:
         out.print(run_summary.line(), highlight=False, markup=False)
+
+
+@app.command()
+def report(
+    metrics: Optional[Path] = typer.Argument(None, help="A metrics JSON file (default: the newest run of the metrics store)."),
+    last: int = typer.Option(30, "--last", "-n", min=1, max=1000, help="Runs the trend covers, this one included."),
+    output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write."),
+) -> None:
+    """One self-contained HTML page of a run: summary and health, a sortable job table, a timeline of
+    every attempt and retry wait, rows/s per job, and the trend of the last runs. Without a file, the
+    newest run of the metrics store (as `history` reads it) is reported."""
+    from shared.report import render_report
+    from shared.report.store import from_file, latest, store_from_env
+    from shared.storage import StorageUnreachableError
+
+    _setup_logging(False, files=False)
+    try:
+        if metrics is not None:
+            found = from_file(metrics, last)
+        else:
+            store = store_from_env()
+            found = latest(store, last)
+            if found is None:
+                err.print(f"no runs in {store.where}", highlight=False, markup=False, style="bold red")
+                raise typer.Exit(EXIT_INVALID)
+    except (OSError, ValueError, StorageUnreachableError) as exc:
+        err.print(redact(str(exc))[:300], highlight=False, markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_report(found.metrics, found.trend), encoding="utf-8")
+    out.print(f"report of run {found.metrics.get('run_id')}: {output}", highlight=False, markup=False)
 
 
 breakers_app = typer.Typer(no_args_is_help=True, help="Circuit breakers: list them, reset one.")

@@ -22,6 +22,7 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskBase, TaskState
 
 from orchestrations.progress import Progress
+from shared.redaction import clip, first_line
 from shared.retry import RetryPolicy, policy_kind
 from shared.run_store import run_key
 
@@ -31,7 +32,6 @@ ORCHESTRATOR = "ingestion_orchestrator"
 BATCH_ORCHESTRATOR = "ingestion_batch"
 LOAD_PLAN, CHECK_BREAKERS, RUN_JOB, EXPORT_METRICS = "load_plan", "check_breakers", "run_ingestion_job", "export_metrics"
 RUN_SLICE, FINISH_SPLIT = "run_ingestion_slice", "finish_split_job"
-MAX_CRASH_ERROR = 300
 
 Orchestration = Generator[Any, Any, Any]
 
@@ -241,5 +241,4 @@ def _outcome(task: TaskBase, job: dict[str, Any], number: int) -> dict[str, Any]
 
 
 def _error_text(error: Any) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__)[:MAX_CRASH_ERROR]
+    return clip(first_line(error, type(error).__name__))

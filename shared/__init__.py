@@ -1,7 +1,7 @@
 """Plain-Python library behind the ingestion service.
 
 Data flows one way: workbook (``shared.workbook``) -> plan of jobs -> ``shared.runner`` runs
-one dlt pipeline per job (``shared.sources`` -> ``shared.destination``) -> results ->
+one dlt pipeline per job (``shared.sources`` -> ``shared.lake``) -> results ->
 metrics and audit. Nothing here imports the Functions host, so every piece runs and is
 tested without it.
 """

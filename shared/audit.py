@@ -1,8 +1,8 @@
 """Audit trail: one row per job per run, appended to a CSV per UTC day.
 
-`audit_rows` turns results into rows; an `AuditWriter` stores them. `LocalAuditWriter`
-writes `audit_<YYYYMMDD>.csv` files on local disk; a blob or table writer can implement
-the same protocol later.
+`audit_rows` turns results into rows; an `AuditWriter` stores them: `LocalAuditWriter`
+appends to `audit_<YYYYMMDD>.csv` files on local disk, `AppendBlobAuditWriter` to append
+blobs of the same name in storage.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
   permanent error may be found before the source was contacted).
 - `LakeGate`: the lake has a breaker of its own in the same store, keyed `lake:<root>`. While it is
   clean, jobs run without any extra call. Once a lake failure was recorded, each job first runs
-  the quick lake pre-flight (`shared.preflight.check_lake`, seconds); when it fails the job
+  the quick lake pre-flight (`shared.lake.check_lake`, seconds); when it fails the job
   fails at once as `failed` (class `lake`) without touching its source, and the failure counts
   on the lake's breaker; once that breaker is OPEN, jobs fail without even the pre-flight (and
   are not retried) until its timeout lets a trial through. A job that succeeds clears it.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 
 from shared.breakers import CLOSED, CircuitBreaker
 from shared.errors import LAKE, SOURCE, STORAGE, lake_label
-from shared.redaction import redact
+from shared.redaction import error_line, redact
 from shared.results import SUCCESS, JobResult
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class LakeGate:
     """The lake's breaker: keeps the jobs of a run off a lake that just failed (see the module doc)."""
 
     def __init__(self, breaker: CircuitBreaker, root: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> None:
-        from shared.destination import bucket_url
+        from shared.lake import bucket_url
 
         self.breaker = breaker
         self.environ = environ
@@ -74,7 +74,7 @@ class LakeGate:
 
     def admit(self) -> Optional[Refusal]:
         """None when the job may run; otherwise why not (the lake failed and still fails)."""
-        from shared.preflight import PreflightError, check_lake
+        from shared.lake import PreflightError, check_lake
 
         state = self.breaker.store.get(self.key)
         self.clean = state.state == CLOSED and state.consecutive_failures == 0
@@ -133,7 +133,7 @@ def storage_message(exc: BaseException, services: "Services", what: str) -> str:
     from shared.storage import storage_error
 
     if (type(exc).__module__ or "").startswith("shared.breakers.table_store"):
-        return redact(f"storage: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__} ({what})")[:500]
+        return error_line(exc, "storage: ") + f" ({what})"
     host = services.account.blob_host if services.account else "?"
     return str(storage_error(exc, host, what))
 

@@ -26,12 +26,11 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
-from shared.redaction import redact
+from shared.redaction import clip, first_line, redact
 
 if TYPE_CHECKING:
     from shared.workbook.models import Job
@@ -42,8 +41,6 @@ ERROR_CLASSES: tuple[str, ...] = (SOURCE, LAKE, PERMANENT, STORAGE)
 RETRYABLE_CLASSES = frozenset({SOURCE, LAKE})
 SHEET = "SourceConfig"
 """The jobs sheet, for cell references of jobs that carry only a row number."""
-MAX_MESSAGE_CHARS = 500
-WORK_DIR_ENV = "INGESTION_WORK_DIR"
 
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _DISK_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
@@ -96,10 +93,10 @@ def classify(
         exc: What `run_job` caught.
         job: The job that failed (its workbook row and cells name the culprit of permanent errors).
         source: The job's source, once it was created (None: secrets or setup failed).
-        lake_root: The lake's root URL (`shared.destination.bucket_url()` when omitted).
+        lake_root: The lake's root URL (`shared.lake.bucket_url()` when omitted).
         environ: Settings (lake credentials, work folder).
     """
-    from shared.destination import bucket_url
+    from shared.lake.layout import bucket_url
 
     chain = list(exception_chain(exc))
     step = next((getattr(e, "step", None) for e in chain if type(e).__name__ == "PipelineStepFailed"), None)
@@ -134,8 +131,8 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
 
 def one_line(exc: BaseException) -> str:
     """`Type: first line of the message`."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    line = first_line(exc)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def cell(job: "Job", column: Optional[str]) -> str:
@@ -154,7 +151,9 @@ def lake_label(root: str, environ: Mapping[str, str] = os.environ) -> str:
 
 def work_label(environ: Mapping[str, str] = os.environ) -> str:
     """The local folder dlt extracts and normalizes into, and this machine."""
-    return f"work folder {environ.get(WORK_DIR_ENV) or tempfile.gettempdir()} on host {socket.gethostname()}"
+    from shared.settings import settings
+
+    return f"work folder {settings(environ).work_dir} on host {socket.gethostname()}"
 
 
 def lake_host(root: str, environ: Mapping[str, str] = os.environ) -> str:
@@ -194,7 +193,7 @@ def _permanent(chain: list[BaseException], job: "Job", source: Optional["Source"
         name = type(exc).__name__
         if isinstance(exc, JobConfigError):
             return f"{cell(job, exc.column)}: {exc} ({where})"
-        if name == "SchemaChangeError":  # a column changed type (shared.runner): fixing it takes a person
+        if name == "SchemaChangeError":  # a column changed type (shared.lake.drift): fixing it takes a person
             return f"{cell(job, None)}: {exc}"
         if name == "DataQualityError":
             return f"{cell(job, 'min_rows')}: {exc}"
@@ -264,5 +263,4 @@ def _is_lake_error(exc: BaseException, root: str) -> bool:
 
 
 def _bounded(text: str) -> str:
-    text = redact(text)
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+    return clip(redact(text))

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from shared.redaction import redact
+from shared.redaction import error_line
 
 PREFIX = "metrics_"
 METADATA_PREFIX = "metadata"
@@ -64,7 +64,7 @@ def summarize(name: str, text: str) -> RunSummary:
             health=summary.get("health_score"),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return RunSummary(name=name, problem=redact(f"{type(exc).__name__}: {exc}")[:200])
+        return RunSummary(name=name, problem=error_line(exc, with_type=True))
 
 
 def _wall_clock(jobs: list[Any]) -> Optional[float]:
@@ -93,7 +93,7 @@ def local_history(metrics_dir: Path, last: int) -> list[RunSummary]:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            out.append(RunSummary(name=path.name, problem=redact(f"{type(exc).__name__}: {exc}")[:200]))
+            out.append(RunSummary(name=path.name, problem=error_line(exc, with_type=True)))
             continue
         out.append(summarize(path.name, text))
     return out
@@ -127,7 +127,7 @@ def blob_history(container_client: Any, last: int) -> list[RunSummary]:
         except AzureError as exc:
             raise storage_error(exc, host, "read run metrics") from None
         except UnicodeDecodeError as exc:
-            out.append(RunSummary(name=name.rsplit("/", 1)[-1], problem=str(exc)[:200]))
+            out.append(RunSummary(name=name.rsplit("/", 1)[-1], problem=error_line(exc, with_type=True)))
             continue
         out.append(summarize(name.rsplit("/", 1)[-1], text))
     return out

@@ -8,13 +8,12 @@ Health score (0-100, one decimal):
   + 30 x share of successful jobs meeting the throughput floor
   + 20 x share of successful jobs that needed no retry
 
-* Success rate = successful / (all jobs - `skipped_dry_run`). A dry-run skip is a choice,
-  not a problem, so it is left out entirely; a `skipped_circuit_open` job counts as not
+* Success rate = successful / all jobs. A `skipped_circuit_open` job counts as not
   successful, because the data it should have brought did not arrive.
 * A successful job meets the floor when it moved fewer than `SMALL_JOB_ROWS` rows (too
   short for a meaningful rate) or ran at >= the floor in rows per second.
-* With no successful job the two shares are 0; with nothing counted at all (no jobs, or
-  dry-run only) the run is vacuously healthy: 100.0.
+* With no successful job the two shares are 0; with no jobs at all the run is
+  vacuously healthy: 100.0.
 * A run with any failed or circuit-open job is capped at 99.9, so rounding can never turn
   it into a perfect 100.0 (a 1-in-2000 failure would otherwise round up).
 """
@@ -29,12 +28,11 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 from shared.results import (
     FAILED,
     SKIPPED_CIRCUIT_OPEN,
-    SKIPPED_DRY_RUN,
     STATUSES,
     SUCCESS,
     JobResult,
@@ -42,8 +40,6 @@ from shared.results import (
 
 DEFAULT_THROUGHPUT_FLOOR = 1000.0
 """Rows per second a large successful job should reach to count as healthy."""
-
-ENV_THROUGHPUT_FLOOR = "HEALTH_THROUGHPUT_FLOOR"
 
 SMALL_JOB_ROWS = 10_000
 """Jobs under this many rows always meet the throughput floor (their rate is mostly overhead)."""
@@ -57,7 +53,7 @@ _THROUGHPUT_WEIGHT = Fraction(30)
 _NO_RETRY_WEIGHT = Fraction(20)
 
 
-def throughput_floor_from_env(environ: Mapping[str, str] = os.environ) -> float:
+def throughput_floor_from_env(environ: Optional[Mapping[str, str]] = None) -> float:
     """The health throughput floor: `HEALTH_THROUGHPUT_FLOOR`, else `DEFAULT_THROUGHPUT_FLOOR`.
 
     Args:
@@ -69,16 +65,9 @@ def throughput_floor_from_env(environ: Mapping[str, str] = os.environ) -> float:
     Raises:
         ValueError: The variable is set to something other than a number >= 0.
     """
-    raw = (environ.get(ENV_THROUGHPUT_FLOOR) or "").strip()
-    if not raw:
-        return DEFAULT_THROUGHPUT_FLOOR
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value < float("inf")):
-        raise ValueError(f"{ENV_THROUGHPUT_FLOOR}: {raw!r} is not a number of rows per second >= 0")
-    return value
+    from shared.settings import settings
+
+    return settings(environ).throughput_floor
 
 
 def build_metrics(
@@ -117,7 +106,7 @@ def build_metrics(
             "total_jobs": len(jobs),
             "successful": len(succeeded),
             "failed": sum(1 for j in jobs if j.status == FAILED),
-            "skipped": sum(1 for j in jobs if j.status in (SKIPPED_CIRCUIT_OPEN, SKIPPED_DRY_RUN)),
+            "skipped": sum(1 for j in jobs if j.status == SKIPPED_CIRCUIT_OPEN),
             "total_rows": sum(j.rows_processed for j in jobs),
             "total_duration_seconds": round(sum(j.duration_seconds for j in jobs), 3),
             "avg_throughput": round(success_rows / success_seconds, 2) if success_seconds > 0 else 0.0,
@@ -142,11 +131,10 @@ def health_score(
         The score; below 100 whenever a job failed or was skipped by an open circuit.
     """
     jobs = [as_job_result(r) for r in results]
-    counted = [j for j in jobs if j.status != SKIPPED_DRY_RUN]
-    if not counted:
+    if not jobs:
         return 100.0
-    succeeded = [j for j in counted if j.status == SUCCESS]
-    score = _SUCCESS_WEIGHT * Fraction(len(succeeded), len(counted))
+    succeeded = [j for j in jobs if j.status == SUCCESS]
+    score = _SUCCESS_WEIGHT * Fraction(len(succeeded), len(jobs))
     if succeeded:
         fast = sum(1 for j in succeeded if _meets_floor(j, throughput_floor))
         first_try = sum(1 for j in succeeded if j.retry_count == 0)
@@ -155,7 +143,7 @@ def health_score(
     rounded = float((Decimal(score.numerator) / Decimal(score.denominator)).quantize(
         Decimal("0.1"), rounding=ROUND_HALF_UP
     ))
-    if len(succeeded) < len(counted):
+    if len(succeeded) < len(jobs):
         return min(rounded, MAX_IMPERFECT_SCORE)
     return rounded
 

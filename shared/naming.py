@@ -16,7 +16,6 @@ SQLAlchemy quotes them per dialect wherever SQL is built. What lands on disk is 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from typing import Mapping, Optional
 
@@ -24,16 +23,15 @@ NAMING_ENV = "INGESTION_NAMING"
 SOURCE, SNAKE_CASE = "source", "snake_case"
 NAMINGS = (SOURCE, SNAKE_CASE)
 
-def naming_setting(environ: Mapping[str, str] = os.environ) -> str:
-    """`INGESTION_NAMING`: `source` (default) or `snake_case`.
+def naming_setting(environ: Optional[Mapping[str, str]] = None) -> str:
+    """`INGESTION_NAMING`: `source` (default) or `snake_case` (parsed by `shared.settings`).
 
     Raises:
         ValueError: Any other value.
     """
-    value = (environ.get(NAMING_ENV) or SOURCE).strip().lower()
-    if value not in NAMINGS:
-        raise ValueError(f"{NAMING_ENV}={value[:40]!r} is not one of {', '.join(NAMINGS)}")
-    return value
+    from shared.settings import settings
+
+    return settings(environ).naming
 
 
 def dlt_naming(source_type: str, setting: Optional[str] = None) -> str:

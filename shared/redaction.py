@@ -64,6 +64,48 @@ def redact(text: object) -> str:
     return pattern.sub(MASK, message)
 
 
+MAX_ERROR_CHARS = 500
+"""The one cap on an error text we write anywhere: results, metrics, audit, breaker state, logs."""
+
+
+def first_line(text: object, default: str = "") -> str:
+    """The first non-blank line of `text`, stripped (`default` when there is none).
+
+    SDK and driver messages span lines (error codes, request ids, quoted SQL); one line is what
+    a result, a breaker or a console shows.
+    """
+    for line in str(text).splitlines():
+        if line.strip():
+            return line.strip()
+    return default
+
+
+def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """`text` cut to at most `limit` characters, ending in `...` when it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_line(exc: object, prefix: str = "", *, with_type: bool = False) -> str:
+    """An error as one capped, redacted line: `prefix` + first line of its message.
+
+    Args:
+        exc: The exception (or message).
+        prefix: Text before the message, e.g. `"storage: "`.
+        with_type: Start the message with the exception's type name (`KeyError: 'x'`).
+
+    Returns:
+        The line, secrets masked, at most `MAX_ERROR_CHARS` characters; an exception without a
+        message shows its type name.
+    """
+    name = type(exc).__name__
+    line = first_line(exc)
+    if with_type and isinstance(exc, BaseException):
+        line = f"{name}: {line}" if line else name
+    elif not line and isinstance(exc, BaseException):
+        line = name
+    return clip(redact(prefix + line))
+
+
 def clear_secrets() -> None:
     """Forget every registered secret (tests only)."""
     global _pattern

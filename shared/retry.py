@@ -9,9 +9,8 @@ therefore retries with durable timers itself; this module computes *when*, deter
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from shared.workbook.models import API_SOURCE_TYPES
 
@@ -75,32 +74,13 @@ def policy_kind(source_type: str) -> str:
     return "api" if source_type in API_SOURCE_TYPES else "database"
 
 
-def policies_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, RetryPolicy]:
-    """Default policies overridden by app settings.
+def policies_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, RetryPolicy]:
+    """Default policies overridden by app settings (parsed by `shared.settings`).
 
     `RETRY_DATABASE_MAX_ATTEMPTS`, `RETRY_DATABASE_FIRST_INTERVAL_MS`, `RETRY_API_MAX_ATTEMPTS`,
     `RETRY_API_FIRST_INTERVAL_MS`, and `RETRY_BACKOFF_COEFFICIENT`, `RETRY_MAX_INTERVAL_MS`,
     `RETRY_JITTER` for both.
     """
-    policies = {}
-    for kind, default in DEFAULT_POLICIES.items():
-        values = default.to_dict()
-        prefix = f"RETRY_{kind.upper()}_"
-        for setting, field, cast in (
-            (prefix + "MAX_ATTEMPTS", "max_number_of_attempts", int),
-            (prefix + "FIRST_INTERVAL_MS", "first_retry_interval_in_milliseconds", int),
-            ("RETRY_BACKOFF_COEFFICIENT", "backoff_coefficient", float),
-            ("RETRY_MAX_INTERVAL_MS", "max_retry_interval_in_milliseconds", int),
-            ("RETRY_JITTER", "jitter", float),
-        ):
-            raw = environ.get(setting)
-            if raw not in (None, ""):
-                try:
-                    values[field] = cast(raw)
-                except ValueError:
-                    raise ValueError(f"{setting}: {raw!r} is not a valid {cast.__name__}") from None
-        try:
-            policies[kind] = RetryPolicy(**values)
-        except ValueError as exc:
-            raise ValueError(f"retry settings for {kind}: {exc}") from None
-    return policies
+    from shared.settings import settings
+
+    return dict(settings(environ).retry)

@@ -39,24 +39,19 @@ from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 
 from shared import naming  # noqa: E402
 from shared.workbook.models import Job  # noqa: E402
-from shared.destination import date_folder, make_destination  # noqa: E402
-from shared.drift import (  # noqa: E402
-    compare, file_signature, record_and_compare, store_signature, stored_signature, type_changes,
-)
 from shared.errors import classify  # noqa: E402
-from shared.lake import APPEND, REPLACE, TableLake  # noqa: E402
+from shared.lake import APPEND, FILE_FORMAT, REPLACE, TABLE_HINTS, TableLake, date_folder, drift  # noqa: E402
+from shared.lake.destination import make_destination  # noqa: E402
 from shared.logs import job_context  # noqa: E402
-from shared.redaction import redact  # noqa: E402
+from shared.redaction import clip, first_line, redact  # noqa: E402
 from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
+from shared.settings import settings  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
 from shared.telemetry import note_job_bytes, note_job_failure, traced_job  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-WORK_DIR_ENV = "INGESTION_WORK_DIR"
-"""Parent folder for per-run dlt working directories (default: the system temp folder)."""
-MAX_ERROR_CHARS = 500
 UNSAFE_REDELIVERY_ENV = "INGESTION_UNSAFE_REDELIVERY"
 """Test-only switch (undocumented on purpose): ignore idempotency tokens and stored results, to
 prove the redelivery tests detect a second load."""
@@ -68,11 +63,6 @@ def unsafe_redelivery() -> bool:
 
 class DataQualityError(Exception):
     """The extracted data failed a workbook check; nothing was loaded. Retrying will not help."""
-
-
-class SchemaChangeError(DataQualityError):
-    """A column changed type and the table's old files would stay beside the new ones; nothing
-    was loaded. Retrying will not help."""
 
 
 def pipeline_name(job: Job) -> str:
@@ -182,10 +172,8 @@ def run_job(
 
 def _already_committed(table: TableLake, token: Optional[str], result: JobResult) -> bool:
     """A redelivered job whose load already committed: report that commit, load nothing."""
-    if not token or unsafe_redelivery():
-        return False
-    record = table.record()
-    if not record or record.get("token") != token:
+    record = None if unsafe_redelivery() else table.committed(token)
+    if not record:
         return False
     result.rows_processed = int(record.get("rows") or 0)
     result.files = list(record.get("files") or [])
@@ -213,9 +201,9 @@ def _load(
             pipeline.sync_destination()
         resource = source.resource()
         # The lake folder, whatever characters the source's table name has (see shared.naming).
-        resource.apply_hints(table_name=table.table)
+        resource.apply_hints(table_name=table.table, **TABLE_HINTS)
         pipeline.extract(resource, schema=_new_schema(pipeline, job), write_disposition="append",
-                         loader_file_format="parquet")
+                         loader_file_format=FILE_FORMAT)
         if isinstance(source, SqlSource) and (nulls := source.null_watermark_rows()) is not None:
             result.extra["null_watermark_rows"] = nulls
         pipeline.normalize()
@@ -232,7 +220,7 @@ def _load(
         result.schema_version = pipeline.default_schema.version_hash
         if not load_ids:  # nothing new (not even state): no commit, only the seeded staging to remove
             result.rows_processed = rows
-            _discard_attempt(table, attempt)
+            table.discard_attempt(attempt)
             return
         load_id = load_ids[-1]
         # The layout's YYYY/MM/DD is rendered from the package's creation time (UTC).
@@ -243,62 +231,25 @@ def _load(
             result.extra["staged"] = attempt  # `publish_staged` publishes the accepted attempt
             return
         files = table.staged_files(attempt)
-        signatures = _check_schema(job, source, pipeline, table, files, day, result)
+        signatures, changes = drift.staged_drift(table, files, _source_columns(source, pipeline))
+        if changes:
+            result.extra["schema_drift"] = changes
+        # A FULL load replaces its day: only other days' files would stay beside the new ones.
+        drift.refuse_type_changes(table, changes, except_day=None if job.is_incremental else day)
         committing = True  # from here a journal may exist: its staging belongs to the roll-forward
-        result.files = table.commit(
-            commit_id=load_id, mode=APPEND if job.is_incremental else REPLACE, day=day, files=files,
-            meta=table.dlt_files(attempt, load_id, name), cleanup=[f"{table.staging_dir}/{attempt}"],
-            pipeline=name, token=token, rows=rows, load_id=load_id,
+        result.files = table.commit_attempt(
+            attempt, load_id=load_id, mode=APPEND if job.is_incremental else REPLACE, day=day, files=files,
+            pipeline=name, token=token, rows=rows,
         )
         result.rows_processed, result.load_id = rows, load_id
     except BaseException:
         if not committing:
-            _discard_attempt(table, attempt)
+            table.discard_attempt(attempt)
         raise
-    with pipeline.destination_client() as client:
-        for name, current in signatures.items():
-            store_signature(client.fs_client, table.store.full(table.source), name, current)
+    for name, current in signatures.items():
+        drift.store_signature(table, name, current)
     if result.extra.get("schema_drift"):
         log.warning("job %s: schema changed since the previous run: %s", job.job_id, result.extra["schema_drift"])
-
-
-def _check_schema(
-    job: Job, source: Source, pipeline: dlt.Pipeline, table: TableLake, files: list[dict[str, str]], day: str,
-    result: JobResult,
-) -> dict[str, dict[str, str]]:
-    """The signature of each table this load staged, from the source's columns; the drift since
-    the previous load goes to `result.extra["schema_drift"]`.
-
-    Raises:
-        SchemaChangeError: A column changed type and files of the old type would stay in the
-            table's folder (INCREMENTAL, or FULL with earlier days): nothing is committed.
-    """
-    first: dict[str, str] = {}
-    for entry in files:
-        first.setdefault(entry["t"], entry["src"])
-    keep = _source_columns(source, pipeline)
-    dataset = table.store.full(table.source)
-    signatures: dict[str, dict[str, str]] = {}
-    drift: dict[str, Any] = {}
-    with pipeline.destination_client() as client:
-        for name, src in first.items():
-            signatures[name] = file_signature(client.fs_client, table.store.full(src), keep if name == table.table else None)
-            change = compare(stored_signature(client.fs_client, dataset, name), signatures[name])
-            if change:
-                drift[name] = change
-    if drift:
-        result.extra["schema_drift"] = drift
-    for name, change in drift.items():
-        changed = type_changes(change)
-        # A FULL load replaces its day: only other days' files would stay beside the new ones.
-        if changed and _has_data(table, name, except_day=None if job.is_incremental else day):
-            shown = ", ".join(f"{c} {v['from']} -> {v['to']}" for c, v in list(changed.items())[:5])
-            raise SchemaChangeError(
-                f"schema change: column type changed in {job.source_name}/{name} since the previous load "
-                f"({shown}); files of both types could not be read as one dataset, so nothing was loaded: move "
-                "the table's earlier files aside (README: Schema changes) and run again"
-            )
-    return signatures
 
 
 def _source_columns(source: Source, pipeline: dlt.Pipeline) -> Optional[set[str]]:
@@ -309,18 +260,6 @@ def _source_columns(source: Source, pipeline: dlt.Pipeline) -> Optional[set[str]
     return {naming.normalize_identifier(c.name) for c in source.table().columns}
 
 
-def _has_data(table: TableLake, name: str, except_day: Optional[str]) -> bool:
-    """Whether the lake table `name` has a data file in a day folder (other than `except_day`)."""
-    base = f"{table.source}/{name}"
-    for year in table.store.ls(base):
-        for month in table.store.ls(f"{base}/{year}"):
-            for d in table.store.ls(f"{base}/{year}/{month}"):
-                folder = f"{year}/{month}/{d}"
-                if folder != except_day and any(not f.startswith(".") for f in table.store.ls(f"{base}/{folder}")):
-                    return True
-    return False
-
-
 def _new_schema(pipeline: dlt.Pipeline, job: Job) -> Optional[dlt.Schema]:
     """A first load's dlt schema, with the column naming convention of `INGESTION_NAMING`; None
     when the pipeline restored its stored schema (an INCREMENTAL table keeps its convention:
@@ -328,14 +267,6 @@ def _new_schema(pipeline: dlt.Pipeline, job: Job) -> Optional[dlt.Schema]:
     if pipeline.default_schema_name:
         return None
     return dlt.Schema(pipeline.pipeline_name, normalizers={"names": naming.dlt_naming(job.source_type)})
-
-
-def _discard_attempt(table: TableLake, attempt: str) -> None:
-    """Remove a failed attempt's staging (best effort: the next job of the table removes leftovers)."""
-    try:
-        table.store.rm_tree(f"{table.staging_dir}/{attempt}")
-    except Exception as exc:  # keep the original error
-        log.error("could not remove staging of failed attempt %s: %s", attempt, redact(exc))
 
 
 def _split(job: Job, source: Source, max_rows: int) -> Optional[list[dict[str, Any]]]:
@@ -355,7 +286,7 @@ def publish_staged(
 ) -> tuple[list[str], Optional[dict[str, Any]]]:
     """Publish the accepted attempt of every slice of a split table as one snapshot (replacing
     the day's previous one), like a single-activity FULL run; other attempts of the split
-    (redelivered duplicates, failed tries) are deleted, never published.
+    (redelivered duplicates, failed tries) are deleted, never published (`TableLake.publish_split`).
 
     Args:
         job: The split job.
@@ -367,55 +298,27 @@ def publish_staged(
     Returns:
         The published files and the schema drift (None when unchanged).
     """
-    from shared.lake import CommitError
-
     table = table_lake(job, bucket_url)
-    split = split or split_id(job.job_id)
     with table.locked(run_id or "a command-line run"):
         table.recover()
-        if token and not unsafe_redelivery():
-            record = table.record()
-            if record and record.get("token") == token:
-                return list(record.get("files") or []), None
-        from shared.lake.protocol import unsafe_publish
-
-        if unsafe_publish():  # test-only: the old publish took every staged slice there was
-            staged = [n for n in table.store.ls(table.staging_dir) if n.startswith("s")]
-        files = []
-        for attempt in staged:
-            if not table.store.exists(f"{table.staging_dir}/{attempt}"):
-                raise CommitError(f"{job.source_name}.{table.table}: staged slice {attempt} is gone; nothing published")
-            files.extend(table.staged_files(attempt))
-        day = max((f["day"] for f in files), default=date_folder(dt.datetime.now(dt.timezone.utc)))
-        ours = [f"{table.staging_dir}/{n}" for n in table.store.ls(table.staging_dir)
-                if n.startswith(f"s{split}_") or n in staged]
-        published = table.commit(
-            commit_id=f"split_{split}", mode=REPLACE, day=day, files=files, meta=[], cleanup=ours,
-            pipeline=None, token=token, rows=rows, load_id=None,
-        )
-    drift = None
+        record = None if unsafe_redelivery() else table.committed(token)
+        if record:
+            return list(record.get("files") or []), None
+        published = table.publish_split(staged, split or split_id(job.job_id), token=token, rows=rows)
+    change = None
     if published:
-        drift = record_and_compare(_lake_fsspec(bucket_url), table.store.full(job.source_name), table.table, published[0])
-    return published, drift
-
-
-def _lake_fsspec(bucket_url: Optional[str]) -> Any:
-    """dlt's authenticated fsspec filesystem of the lake (for reading a published file's schema)."""
-    from dlt.common.storages.fsspec_filesystem import fsspec_from_config
-
-    destination = make_destination(bucket_url)
-    return fsspec_from_config(destination.configuration(destination.spec(), accept_partial=True))[0]
+        change = drift.record_and_compare(table, table.table, table.store.rel(published[0]))
+    return published, change
 
 
 def discard_staged(job: Job, *, split: Optional[str] = None, bucket_url: Optional[str] = None) -> None:
     """Delete every staged slice of a split table whose run failed: nothing of it becomes visible."""
-    table = table_lake(job, bucket_url)
-    table.discard(f"s{split or split_id(job.job_id)}_")
+    table_lake(job, bucket_url).discard_split(split or split_id(job.job_id))
 
 
 @contextmanager
 def _work_dir(job: Job) -> Iterator[Path]:
-    parent = Path(os.environ.get(WORK_DIR_ENV) or tempfile.gettempdir())
+    parent = settings().work_dir
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_work_dirs(parent)
     path = Path(tempfile.mkdtemp(prefix=f"{pipeline_name(job)}-", dir=parent))
@@ -477,11 +380,9 @@ def root_cause(exc: BaseException) -> BaseException:
 def describe_error(exc: BaseException, source: Optional[Source] = None) -> str:
     """One line naming the source and host and the root cause, with secrets removed."""
     cause = root_cause(exc)
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    detail = lines[0] if lines else ""
+    detail = first_line(cause)
     text = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
     if source is not None:
         text = f"{source.describe()}: {text}"
-    text = redact(text)
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+    return clip(redact(text))
 

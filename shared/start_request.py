@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import reprlib
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +14,6 @@ from shared.workbook_ref import short
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "start_request_schema.json"
 DEFAULT_CONFIG = "config/ingestion_config.xlsx"
-CONFIG_SETTING = "INGESTION_CONFIG"
 
 
 MAX_BODY_BYTES = 64 * 1024
@@ -101,8 +99,10 @@ def parse_start_request(body: Union[bytes, str, dict[str, Any], None]) -> dict[s
             raise StartRequestError(unknown[0] if unknown else "body", "unknown field; allowed: config, only, dry_run")
         path = ".".join(str(p) for p in error.absolute_path) or "body"
         raise StartRequestError(path, _message(error))
+    from shared.settings import settings
+
     return {
-        "config": body.get("config") or os.environ.get(CONFIG_SETTING) or DEFAULT_CONFIG,
+        "config": body.get("config") or settings().config,
         "only": list(body.get("only") or []),
         "dry_run": bool(body.get("dry_run", False)),
     }

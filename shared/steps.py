@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from shared.breakers import OPEN, CircuitBreaker, LocalBreakerStore
 from shared.workbook.models import Job, PlanError
@@ -21,12 +21,14 @@ from shared.errors import STORAGE
 from shared.metrics import build_metrics
 from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
-from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult
+from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult, record_attempt
 from shared.run_store import BlobRunStore, LocalRunStore, RunStore
-from shared.settings import AppSettings
 from shared.storage import StorageAccount, quick_options, storage_account, storage_error
 from shared.workbook_ref import (WorkbookRef, WorkbookRefError, canonical_blob, in_functions_host, is_blob_reference,
                                  require_container, short)
+
+if TYPE_CHECKING:  # pydantic is imported when the first step runs, not when the app is indexed
+    from shared.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class Services:
     @classmethod
     def from_env(cls) -> "Services":
         """Azure stores when `INGESTION_STORAGE` / `AzureWebJobsStorage` is set, local files otherwise."""
+        from shared.settings import AppSettings
+
         settings = AppSettings.from_env()
         account = storage_account()
         return cls.azure(settings, account) if account else cls.local(settings)
@@ -56,6 +60,8 @@ class Services:
     @classmethod
     def local(cls, settings: Optional[AppSettings] = None) -> "Services":
         """File-based stores under the settings' state folder."""
+        from shared.settings import AppSettings
+
         settings = settings or AppSettings.from_env()
         return cls(
             settings=settings,
@@ -133,8 +139,10 @@ def plan_run(request: dict[str, Any], key: str, services: Services) -> dict[str,
         PlanError: The workbook is invalid (every problem listed), or `only` matches no job.
     """
     from shared.plan import load_plan
-    from shared.preflight import check_lake
+    from shared.lake import check_lake
+    from shared.secrets import use_run
 
+    use_run(key)  # secrets read from a vault are kept for this run
     config = request["config"]
     source, label = fetch_workbook(config, services.account, services.settings.config_container)
     plan = load_plan(source, source_label=label)
@@ -316,7 +324,9 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     between, or a concurrent second delivery) gets its committed result from the lake.
     """
     from shared.runner import run_job, unsafe_redelivery
+    from shared.secrets import use_run
 
+    use_run(key)
     job = services.runs.load_jobs(plan_ref)[index]
     previous = services.runs.load_result(key, index)
     if previous is not None and previous.status == SUCCESS and not unsafe_redelivery():
@@ -326,6 +336,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     decision = services.breaker.check(job.source_name)
     if attempt == 1:
         previous = None  # a first attempt has no earlier failure to keep
+    earlier = previous.extra.get("attempts") if previous is not None else None
     if not decision.allowed and previous is not None:
         # The circuit opened between attempts: stop retrying, keep the real failure.
         previous.error = f"{previous.error} (not retried: circuit open)"
@@ -346,6 +357,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
             return {"i": index, "status": SPLIT, "slices": result.extra["ranges"], "attempt": attempt, "rows": 0,
                     "retryable": False, "error": None}
         result.retry_count = attempt - 1
+        record_attempt(result, attempt, earlier, ran=result is not previous)  # the report's timeline
         record_outcome(services.breaker, lake, job.source_name, result)  # source, lake or no breaker
     services.runs.save_result(key, index, result)
     return compact(result, index, attempt)
@@ -365,7 +377,9 @@ def run_planned_slice(
     for a job. The outcome names the staged dataset: the one the orchestration accepts is the one
     `finish_split` publishes, so a redelivered slice never adds rows."""
     from shared.runner import run_job, split_id
+    from shared.secrets import use_run
 
+    use_run(key)
     job = services.runs.load_jobs(plan_ref)[index]
     decision = services.breaker.check(job.source_name)
     if not decision.allowed:

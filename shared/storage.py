@@ -63,13 +63,9 @@ class StorageUnreachableError(RuntimeError):
 
 def storage_error(exc: BaseException, host: str, what: str) -> StorageUnreachableError:
     """A one-line `StorageUnreachableError` for an SDK exception, naming the endpoint `host`."""
-    from shared.redaction import redact
+    from shared.redaction import error_line
 
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    reason = lines[0] if lines else type(exc).__name__
-    if len(reason) > 200:
-        reason = reason[:197] + "..."
-    return StorageUnreachableError(redact(f"storage {host} is not reachable or refused access ({what}): {reason}"))
+    return StorageUnreachableError(error_line(exc, f"storage {host} is not reachable or refused access ({what}): "))
 
 
 def parse_connection_string(value: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ import os
 import re
 from typing import Any, Mapping, Optional
 
-from shared.settings import AppSettings
 from shared.start_request import StartRequestError, parse_start_request
 from shared.storage import StorageAccount, storage_account
 from shared.workbook_ref import WorkbookRef, WorkbookRefError, require_container, resolve_workbook
@@ -104,9 +103,11 @@ def admit(body: Any, *, must_exist: bool = True) -> tuple[dict[str, Any], str]:
         StartRequestError: With `status` 400, 404 or 413 and a bounded message.
         StorageUnreachableError: The existence check could not reach storage.
     """
+    from shared.settings import settings
+
     request = parse_start_request(body)
     account = storage_account()
-    request, ref = canonical_request(request, account, AppSettings.from_env().config_container)
+    request, ref = canonical_request(request, account, settings().config_container)
     if must_exist:
         check_exists(ref, account)
     return request, instance_id_for(request["config"])

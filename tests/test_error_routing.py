@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from shared.breakers import CLOSED, LocalBreakerStore
 from shared.workbook import write_workbook
 from tests.conftest import AZURITE_KEY, ROOT, _azurite_bin, free_port, in_ci, service_missing
-from tests.test_cli import cli, row
+from tests.ingest.test_cli import cli, row
 
 
 def _metrics(path: Path) -> dict[str, dict[str, Any]]:
@@ -302,7 +302,7 @@ def test_storage_killed_mid_run_fails_fast_names_the_endpoint_and_writes_metrics
 def test_the_preflight_on_a_full_lake_fails_and_leaves_no_probe(tiny_lake: Path) -> None:
     """The lake gate re-runs the pre-flight after a lake failure: on a full disk its probe write
     fails, and the empty probe file it created must not stay behind (it did before)."""
-    from shared.preflight import PreflightError, check_lake
+    from shared.lake import PreflightError, check_lake
 
     with open(tiny_lake / "fill", "wb", buffering=0) as fh:
         try:

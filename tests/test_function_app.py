@@ -35,6 +35,7 @@ def test_function_names(bindings: dict[str, Any]) -> None:
         "start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
         "start_ingestion_queue", "ingestion_orchestrator", "ingestion_batch", "load_plan", "check_breakers",
         "run_ingestion_job", "run_ingestion_slice", "finish_split_job", "export_metrics", "reset_breaker_http",
+        "get_ingestion_report",
     }
 
 
@@ -53,6 +54,13 @@ def test_breaker_reset_route(bindings: dict[str, Any]) -> None:
     assert (trigger["route"], trigger["methods"], trigger["authLevel"]) == ("breakers/{source}/reset", ["POST"], "FUNCTION")
     assert by_type(bindings["reset_breaker_http"], "http")["direction"] == "OUT"
     assert sorted(b["type"] for b in bindings["reset_breaker_http"]) == ["http", "httpTrigger"]
+
+
+def test_report_route(bindings: dict[str, Any]) -> None:
+    """A plain HTTP function (it reads the metrics store, not the durable client), behind a function key."""
+    trigger = by_type(bindings["get_ingestion_report"], "httpTrigger")
+    assert (trigger["route"], trigger["methods"], trigger["authLevel"]) == ("ingestions/{instance_id}/report", ["GET"], "FUNCTION")
+    assert sorted(b["type"] for b in bindings["get_ingestion_report"]) == ["http", "httpTrigger"]
 
 
 def test_timer_blob_and_queue_starters(bindings: dict[str, Any]) -> None:

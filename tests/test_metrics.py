@@ -21,7 +21,6 @@ from shared.metrics import (
 from shared.results import (
     FAILED,
     SKIPPED_CIRCUIT_OPEN,
-    SKIPPED_DRY_RUN,
     STATUSES,
     SUCCESS,
     JobResult,
@@ -95,15 +94,9 @@ def validator() -> jsonschema.Draft202012Validator:
         ),
         # circuit-open counts as not successful: 50 * 3/4 + 30 + 20
         pytest.param([job(), job(), job(), job(SKIPPED_CIRCUIT_OPEN)], 87.5, id="circuit open"),
-        # dry runs are left out: 50 * 4/4 + 30 + 20
+        # 50 * 1/3 + 30 * 1/1 + 20 * 1/1 = 66.666...
         pytest.param(
-            [job(), job(), job(), job(), job(SKIPPED_DRY_RUN), job(SKIPPED_DRY_RUN)],
-            100.0,
-            id="dry runs do not lower the score",
-        ),
-        # counted 3: 50 * 1/3 + 30 * 1/1 + 20 * 1/1 = 66.666...
-        pytest.param(
-            [job(), job(FAILED), job(SKIPPED_CIRCUIT_OPEN), job(SKIPPED_DRY_RUN)],
+            [job(), job(FAILED), job(SKIPPED_CIRCUIT_OPEN)],
             66.7,
             id="mixed",
         ),
@@ -112,7 +105,6 @@ def validator() -> jsonschema.Draft202012Validator:
         pytest.param([job(FAILED), job(FAILED)], 0.0, id="all failed"),
         pytest.param([job(FAILED), job(SKIPPED_CIRCUIT_OPEN)], 0.0, id="nothing succeeded"),
         pytest.param([], 100.0, id="no jobs"),
-        pytest.param([job(SKIPPED_DRY_RUN)], 100.0, id="dry run only"),
     ],
 )
 def test_health_score_hand_computed(results: list[JobResult], expected: float) -> None:
@@ -169,20 +161,19 @@ def test_summary_sums_and_average_throughput() -> None:
         job(rows=3_000, seconds=2.0, name="b", retries=2),
         job(FAILED, rows=50, seconds=6.0, name="c"),
         job(SKIPPED_CIRCUIT_OPEN, rows=0, seconds=0.0, name="d"),
-        job(SKIPPED_DRY_RUN, rows=0, seconds=0.0, name="e"),
     ]
 
     summary = metrics(results)["summary"]
 
     assert summary == {
-        "total_jobs": 5,
+        "total_jobs": 4,
         "successful": 2,
         "failed": 1,
-        "skipped": 2,
+        "skipped": 1,
         "total_rows": 4_050,
         "total_duration_seconds": 10.0,
         "avg_throughput": 1_000.0,  # (1000 + 3000) / (2 + 2): successful jobs only
-        "health_score": 65.0,  # dry run left out: 50 * 2/4 + 30 * 2/2 + 20 * 1/2
+        "health_score": 65.0,  # 50 * 2/4 + 30 * 2/2 + 20 * 1/2
     }
 
 
@@ -251,7 +242,6 @@ def test_every_kind_of_run_validates_against_the_schema(validator) -> None:
         job(),
         job(FAILED, error="line one\nline two"),
         job(SKIPPED_CIRCUIT_OPEN, rows=0, seconds=0.0),
-        job(SKIPPED_DRY_RUN, rows=0, seconds=0.0),
         job(extra={"dq": {"null_ids": 0}}, files=["a.parquet"], schema_version="v1"),
     ]
     for document in (metrics(results), metrics([])):

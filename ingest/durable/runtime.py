@@ -34,6 +34,8 @@ from typing import Any, Optional
 from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
+from shared.redaction import clip
+
 from . import history, tracing
 from .actions import (COMPOUND_TYPES, ActionNode, compound_kind, describe,
                       find_nondeterminism, signature)
@@ -976,4 +978,4 @@ class LocalDurableRuntime:
 
 
 def _ending(outcome: Outcome) -> str:
-    return "ok" if outcome.ok else f"failed: {outcome.reason[:200]}"
+    return "ok" if outcome.ok else f"failed: {clip(outcome.reason)}"

@@ -1,15 +1,10 @@
-"""How sensitive the circuit breakers are, read from the environment."""
+"""How sensitive the circuit breakers are (the variables are parsed by `shared.settings`)."""
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from typing import Mapping
-
-ENV_FAILURE_THRESHOLD = "CIRCUIT_BREAKER_FAILURE_THRESHOLD"
-ENV_TIMEOUT_SECONDS = "CIRCUIT_BREAKER_TIMEOUT_SECONDS"
-ENV_HALF_OPEN_SUCCESSES = "CIRCUIT_BREAKER_HALF_OPEN_SUCCESSES"
+from typing import Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -32,8 +27,9 @@ class BreakerSettings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "BreakerSettings":
-        """Settings from `CIRCUIT_BREAKER_*` variables; unset or blank ones keep the default.
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "BreakerSettings":
+        """Settings from `CIRCUIT_BREAKER_*` variables (parsed by `shared.settings`); unset or blank
+        ones keep the default.
 
         Args:
             environ: Where to read the variables (the process environment by default).
@@ -44,12 +40,9 @@ class BreakerSettings:
         Raises:
             ValueError: A variable is set to something unusable; the message names it.
         """
-        defaults = cls()
-        return cls(
-            failure_threshold=_env_whole(environ, ENV_FAILURE_THRESHOLD, defaults.failure_threshold),
-            open_timeout_seconds=_env_seconds(environ, ENV_TIMEOUT_SECONDS, defaults.open_timeout_seconds),
-            half_open_successes=_env_whole(environ, ENV_HALF_OPEN_SUCCESSES, defaults.half_open_successes),
-        )
+        from shared.settings import settings
+
+        return settings(environ).breaker
 
 
 def _require_whole(value: object, name: str) -> None:
@@ -65,29 +58,3 @@ def _is_non_negative_finite(value: object) -> bool:
         and math.isfinite(value)
         and value >= 0
     )
-
-
-def _env_whole(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = (environ.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name}: {raw!r} is not a whole number >= 1")
-    return value
-
-
-def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = (environ.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not _is_non_negative_finite(value):
-        raise ValueError(f"{name}: {raw!r} is not a number of seconds >= 0")
-    return value

@@ -6,13 +6,15 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from shared.redaction import MAX_ERROR_CHARS, clip
+
 CLOSED = "CLOSED"
 OPEN = "OPEN"
 HALF_OPEN = "HALF_OPEN"
 STATES: tuple[str, ...] = (CLOSED, OPEN, HALF_OPEN)
 
-MAX_ERROR_LENGTH = 500
-"""Longest `last_error` kept; a stack trace would bloat every row and table entity."""
+MAX_ERROR_LENGTH = MAX_ERROR_CHARS
+"""Longest `last_error` kept (the project's one error cap); a stack trace would bloat every row and entity."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class BreakerState:
             raise ValueError(f"BreakerState.state: {self.state!r} is not one of {', '.join(STATES)}")
         if self.last_error is not None and len(self.last_error) > MAX_ERROR_LENGTH:
             # Truncate here rather than in each store, so no store can forget to.
-            object.__setattr__(self, "last_error", self.last_error[: MAX_ERROR_LENGTH - 1] + "…")
+            object.__setattr__(self, "last_error", clip(self.last_error))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""

@@ -31,7 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableEntity, UpdateMode
 
-from shared.redaction import redact, register_secret
+from shared.redaction import first_line, redact, register_secret
 
 from .state import BreakerState
 from .store import BreakerStore, Mutation, apply_mutation
@@ -377,8 +377,7 @@ def _display_endpoint(url: str) -> str:
 def _short(exc: BaseException) -> str:
     # SDK messages span lines (error code, request id, ...); keep the first, scrubbed of secrets
     # (a transport error may quote the request URL, which carries a SAS when one is used).
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return redact(first_line)
+    return redact(first_line(exc, type(exc).__name__))
 
 
 def _register_client_secrets(client: TableClient) -> None:

@@ -20,10 +20,7 @@ import threading
 import time
 from typing import Any, Optional
 
-LOCK_WAIT_ENV = "INGESTION_LOCK_WAIT_SECONDS"
-LEASE_ENV = "INGESTION_LOCK_LEASE_SECONDS"
-DEFAULT_WAIT = 900.0
-DEFAULT_LEASE = 60
+from shared.redaction import error_line
 
 
 class LockTimeout(RuntimeError):
@@ -40,7 +37,9 @@ def holder_text(holder: str) -> str:
 
 
 def _wait_seconds() -> float:
-    return float(os.environ.get(LOCK_WAIT_ENV) or DEFAULT_WAIT)
+    from shared.settings import settings
+
+    return settings().lock_wait_seconds
 
 
 class LocalTableLock:
@@ -86,7 +85,9 @@ class BlobLeaseLock:
 
     def __init__(self, container: Any, blob: str, table: str, holder: str) -> None:
         self.container, self.blob, self.table, self.holder = container, blob, table, holder
-        self.duration = int(os.environ.get(LEASE_ENV) or DEFAULT_LEASE)
+        from shared.settings import settings
+
+        self.duration = settings().lock_lease_seconds
         self._lease: Any = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -125,7 +126,7 @@ class BlobLeaseLock:
             try:
                 self._lease.renew()
             except Exception as exc:  # expired, taken over, or storage down
-                self.lost = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+                self.lost = error_line(exc, with_type=True)
                 return
 
     def assert_held(self) -> None:

@@ -24,23 +24,20 @@ import os
 import time
 import uuid
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
+from shared.lake.layout import BOOKKEEPING, STAGING, data_files, date_folder, day_folders
 from shared.lake.lock import BlobLeaseLock, LocalTableLock
 from shared.lake.store import StoreError, dumps, open_store
+from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
 REPLACE, APPEND = "replace", "append"
 """FULL loads replace the day's snapshot; INCREMENTAL loads append to it."""
-STAGING = "_staging"
-BOOKKEEPING = "_ingestion"
 STATE_FILES_KEPT = 10
 """Committed dlt state files kept per pipeline (the newest is the cursor)."""
-STAGING_TTL_ENV = "INGESTION_STAGING_TTL_HOURS"
-DEFAULT_STAGING_TTL_HOURS = 12.0
-"""Staged slices of a split table older than this are deleted by the table's next commit (their
-run died: a live split finishes well within it)."""
 UNSAFE_PUBLISH_ENV = "INGESTION_UNSAFE_PUBLISH"
 """Test-only switch (undocumented on purpose): publish file by file, without the atomic day swap
 or journal ordering, to prove the crash tests detect a broken publish."""
@@ -85,6 +82,15 @@ class TableLake:
 
     def manifest_path(self, table: str, day: str) -> str:
         return f"{self.source}/{BOOKKEEPING}/manifests/{table}/{day.replace('/', '-')}.json"
+
+    def schema_path(self, table: str) -> str:
+        """The schema-drift signature of a table's last load (`shared.lake.drift`)."""
+        return f"{self.source}/{BOOKKEEPING}/schemas/{table}.json"
+
+    def has_data(self, table: str, except_day: Optional[str] = None) -> bool:
+        """Whether the lake table `table` has a data file in a day folder (other than `except_day`)."""
+        return any(day != except_day and data_files(self.store, folder)
+                   for day, folder in day_folders(self.store, f"{self.source}/{table}"))
 
     # -- lock --------------------------------------------------------------------------------
     @contextmanager
@@ -147,16 +153,17 @@ class TableLake:
         files = []
         tables = [t for t in self.store.ls(f"{self.staging_dir}/{attempt}") if not t.startswith(("_dlt", ".", "init"))]
         for table in tables:
-            base = f"{self.staging_dir}/{attempt}/{table}"
-            for year in self.store.ls(base):
-                for month in self.store.ls(f"{base}/{year}"):
-                    for day in self.store.ls(f"{base}/{year}/{month}"):
-                        folder = f"{base}/{year}/{month}/{day}"
-                        for name in self.store.ls(folder):
-                            if not name.startswith("."):
-                                files.append({"t": table, "src": f"{folder}/{name}", "name": name,
-                                              "day": f"{year}/{month}/{day}"})
+            for day, folder in day_folders(self.store, f"{self.staging_dir}/{attempt}/{table}"):
+                for name in data_files(self.store, folder):
+                    files.append({"t": table, "src": f"{folder}/{name}", "name": name, "day": day})
         return files
+
+    def discard_attempt(self, attempt: str) -> None:
+        """Remove a failed attempt's staging (best effort: the next job of the table removes leftovers)."""
+        try:
+            self.store.rm_tree(f"{self.staging_dir}/{attempt}")
+        except Exception as exc:  # keep the original error
+            log.error("could not remove staging of failed attempt %s: %s", attempt, redact(exc))
 
     def dlt_files(self, attempt: str, load_id: str, pipeline: str) -> list[dict[str, str]]:
         """dlt's records of a completed load in an attempt: state file, `_dlt_loads` marker, schema
@@ -176,6 +183,49 @@ class TableLake:
         return meta
 
     # -- commit ------------------------------------------------------------------------------
+    def commit_attempt(
+        self, attempt: str, *, load_id: str, mode: str, day: str, files: list[dict[str, str]], pipeline: str,
+        token: Optional[str], rows: int,
+    ) -> list[str]:
+        """Commit one job attempt's load (its data files and dlt's records of it). Call under `locked`.
+
+        Returns:
+            The published files (full paths).
+        """
+        return self.commit(
+            commit_id=load_id, mode=mode, day=day, files=files, meta=self.dlt_files(attempt, load_id, pipeline),
+            cleanup=[f"{self.staging_dir}/{attempt}"], pipeline=pipeline, token=token, rows=rows, load_id=load_id,
+        )
+
+    def publish_split(self, staged: list[str], split: str, *, token: Optional[str], rows: int) -> list[str]:
+        """Publish the accepted attempt of every slice of a split table as one snapshot (replacing
+        the day's previous one); the split's other attempts are deleted, never published. Call
+        under `locked`.
+
+        Args:
+            staged: Each slice's accepted staging dataset.
+            split: The split's id (its slices' attempt names start with `s<split>_`).
+            token: Idempotency key for the commit record.
+            rows: Rows of all slices, for the commit record.
+
+        Returns:
+            The published files (full paths).
+        """
+        if unsafe_publish():  # test-only: the old publish took every staged slice there was
+            staged = [n for n in self.store.ls(self.staging_dir) if n.startswith("s")]
+        files = []
+        for attempt in staged:
+            if not self.store.exists(f"{self.staging_dir}/{attempt}"):
+                raise CommitError(f"{self.source}.{self.table}: staged slice {attempt} is gone; nothing published")
+            files.extend(self.staged_files(attempt))
+        day = max((f["day"] for f in files), default=date_folder(datetime.now(timezone.utc)))
+        ours = [f"{self.staging_dir}/{n}" for n in self.store.ls(self.staging_dir)
+                if n.startswith(f"s{split}_") or n in staged]
+        return self.commit(
+            commit_id=f"split_{split}", mode=REPLACE, day=day, files=files, meta=[], cleanup=ours,
+            pipeline=None, token=token, rows=rows, load_id=None,
+        )
+
     def commit(
         self, *, commit_id: str, mode: str, day: str, files: list[dict[str, str]], meta: list[dict[str, str]],
         cleanup: list[str], pipeline: Optional[str], token: Optional[str], rows: int, load_id: Optional[str],
@@ -340,7 +390,9 @@ class TableLake:
     def clean_staging(self, keep: tuple[str, ...] = ()) -> None:
         """Delete staging no live attempt can own: every job attempt (they run under the lock we
         hold) and split slices older than the TTL."""
-        ttl = float(os.environ.get(STAGING_TTL_ENV) or DEFAULT_STAGING_TTL_HOURS) * 3600
+        from shared.settings import settings
+
+        ttl = settings().staging_ttl_hours * 3600  # a live split finishes well within it
         now = time.time()
         for name in self.store.ls(self.staging_dir):
             if name in keep:
@@ -359,10 +411,21 @@ class TableLake:
             if name.startswith(prefix):
                 self.store.rm_tree(f"{self.staging_dir}/{name}")
 
+    def discard_split(self, split: str) -> None:
+        """Delete every staged slice of a split whose run failed: nothing of it becomes visible."""
+        self.discard(f"s{split}_")
+
     def record(self) -> Optional[dict[str, Any]]:
         """The table's last commit (`id`, `token`, `rows`, `files`, `load_id`), if any."""
         data = self.store.read(self.record_path)
         return json.loads(data) if data else None
+
+    def committed(self, token: Optional[str]) -> Optional[dict[str, Any]]:
+        """The table's last commit if it carries the idempotency `token` (the load already landed)."""
+        if not token:
+            return None
+        record = self.record()
+        return record if record and record.get("token") == token else None
 
 
 def _retarget_state(data: bytes, dataset: str) -> bytes:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import json
 import os
 import shutil
 import time
 import uuid
-from typing import Any, Optional
-from urllib.parse import urlsplit
+from typing import IO, Any, Optional
 
-AZURE_SCHEMES = ("az", "abfs", "abfss", "azure")
+from shared.lake.layout import bucket_url, container_and_prefix, is_azure, is_local, local_folder
+
 STORE_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_total": 2}
 """Bounded storage calls: a dead endpoint fails in seconds, not after the SDK's minutes of retries
 (the waits between retries are the service storage's short ones, `shared.storage.RETRY_BACKOFF`:
@@ -58,6 +59,10 @@ class LocalStore:
         """The path as results and metrics report it (absolute)."""
         return self.abs(path)
 
+    def rel(self, full: str) -> str:
+        """The lake path of a path as `full` reports it."""
+        return os.path.relpath(full, self.root)
+
     def ls(self, path: str) -> list[str]:
         """Names directly under `path` (files and folders); empty when it does not exist."""
         try:
@@ -67,6 +72,10 @@ class LocalStore:
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self.abs(path))
+
+    def open(self, path: str) -> IO[bytes]:
+        """A file for reading (seekable: a format reader may read only a part of it)."""
+        return open(self.abs(path), "rb")
 
     def read(self, path: str) -> Optional[bytes]:
         try:
@@ -174,6 +183,11 @@ class AzureStore:
         """The path as results and metrics report it (`<container>/<blob>`, as adlfs names it)."""
         return f"{self.container.container_name}/{self.name(path)}"
 
+    def rel(self, full: str) -> str:
+        """The lake path of a path as `full` reports it."""
+        name = full.split("/", 1)[1]
+        return name[len(self.prefix) + 1:] if self.prefix else name
+
     def ls(self, path: str) -> list[str]:
         prefix = self.name(path).rstrip("/") + "/"
         names = set()
@@ -199,6 +213,10 @@ class AzureStore:
             return self.container.download_blob(self.name(path)).readall()
         except ResourceNotFoundError:
             return None
+
+    def open(self, path: str) -> IO[bytes]:
+        """A blob for reading: seekable, each read one ranged download (a footer costs two)."""
+        return io.BufferedReader(_BlobReader(self.container.get_blob_client(self.name(path))))
 
     def write(self, path: str, data: bytes) -> None:
         """One upload request: the blob appears whole or not at all."""
@@ -242,24 +260,54 @@ class AzureStore:
         return f"lake {self.url} on {self.host}"
 
 
+class _BlobReader(io.RawIOBase):
+    """A read-only, seekable file over one blob (ranged downloads; the size is read once)."""
+
+    def __init__(self, blob: Any) -> None:
+        super().__init__()
+        self.blob = blob
+        self.size = blob.get_blob_properties().size
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        length = min(len(buffer), self.size - self.pos)
+        if length <= 0:
+            return 0
+        data = self.blob.download_blob(offset=self.pos, length=length).readall()
+        buffer[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
 def open_store(url: Optional[str] = None) -> Any:
     """The store of a lake root (`DESTINATION__FILESYSTEM__BUCKET_URL` or `./lake` when omitted).
 
     Raises:
         StoreError: The lake is on a store the protocol does not support (e.g. `s3://`).
     """
-    from shared.destination import bucket_url
-
     root = bucket_url(url)
-    scheme = urlsplit(root).scheme
-    if scheme in ("", "file"):
-        return LocalStore(urlsplit(root).path if scheme else root)
-    if scheme in AZURE_SCHEMES:
-        from shared.preflight import lake_service
+    if is_local(root):
+        return LocalStore(local_folder(root))
+    if is_azure(root):
+        from shared.lake.preflight import lake_service
 
-        parts = urlsplit(root)
+        container, prefix = container_and_prefix(root)
         service, host = lake_service(root, os.environ, store_options())
-        return AzureStore(root, service.get_container_client(parts.netloc.split("@")[0]), parts.path, host)
+        return AzureStore(root, service.get_container_client(container), prefix, host)
     raise StoreError(f"lake {root}: only local folders and Azure Blob / ADLS Gen2 lakes are supported")
 
 

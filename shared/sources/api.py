@@ -10,6 +10,10 @@ from dlt.extract.resource import DltResource
 from shared.sources.base import Source
 
 DEFAULT_API_KEY_HEADER = "X-API-Key"
+REQUEST_ATTEMPTS = 1
+"""HTTP attempts per request inside one job attempt. dlt's client would retry 5 times (with
+backoff) inside each of the orchestrator's attempts; the orchestrator's retry policy is the
+one retry loop, so a failing API costs `max_attempts` requests, not 5x that."""
 
 
 class ApiSource(Source):
@@ -64,7 +68,7 @@ class ApiSource(Source):
     def resource(self) -> DltResource:
         from dlt.sources.rest_api import rest_api_source
 
-        client: dict[str, Any] = {"base_url": self.base_url()}
+        client: dict[str, Any] = {"base_url": self.base_url(), "session": _session()}
         auth = self.auth()
         if auth:
             client["auth"] = auth
@@ -73,3 +77,14 @@ class ApiSource(Source):
             resource_config["primary_key"] = list(self.job.primary_key)
         source = rest_api_source({"client": client, "resources": [resource_config]})
         return source.resources[self.job.table_name]
+
+
+def _session() -> Any:
+    """A requests session from dlt's client with its retries off (see `REQUEST_ATTEMPTS`).
+
+    `raise_for_status=False`: dlt's REST client checks statuses itself (and wants to, for
+    its response actions).
+    """
+    from dlt.sources.helpers.requests import Client
+
+    return Client(request_max_attempts=REQUEST_ATTEMPTS, raise_for_status=False).session

@@ -127,9 +127,13 @@ class SqlSource(Source):
             password=self.secrets.get("password"),
             host=self.secrets.get("host"),
             port=self.port(),
-            database=self.secrets.get("database"),
+            database=self.url_database(),
             query=self.url_query(),
         )
+
+    def url_database(self) -> Optional[str]:
+        """The URL's database part."""
+        return self.secrets.get("database")
 
     def url_query(self) -> dict[str, str]:
         """Extra URL query arguments (driver options)."""

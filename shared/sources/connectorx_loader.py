@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from dlt.sources.sql_database import BaseTableLoader, TableLoader
 from sqlalchemy.sql import sqltypes
 
-from shared.redaction import redact
+from shared.redaction import first_line, redact
 from shared.sources.arrow_types import conform, target_schema
 from shared.sources.slicing import split_key_range
 from shared.sources.sql_types import ReadAs, is_list_array
@@ -155,7 +155,7 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
                 snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             except sa.exc.DBAPIError as exc:  # e.g. a server that cannot export snapshots
                 log.warning("table %s: no shared snapshot (%s); reading one stream", self.table.name,
-                            redact(str(exc.orig).strip().splitlines()[0]))
+                            redact(first_line(exc.orig)))
                 return [self.compile_query(query)], None
             pre_queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", f"SET TRANSACTION SNAPSHOT '{snapshot}'"]
         lo, hi = conn.execute(query.with_only_columns(sa.func.min(column), sa.func.max(column)).order_by(None)).one()
@@ -254,8 +254,7 @@ def _clean_error(exc: BaseException, options: StreamOptions, unsupported_ok: boo
     """`exc` as a one-line `ConnectorxError` without URL or secret; interrupts pass unchanged."""
     if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
         return exc
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
+    text = first_line(exc, type(exc).__name__)
     text = text.replace(options.url, "<connection url>")
     for secret in options.secret_forms:
         text = text.replace(secret, "***")

@@ -16,19 +16,13 @@ class OracleSource(SqlSource):
     drivername = "oracle+oracledb"
     default_port = 1521
 
-    def url(self) -> sa.URL:
+    # A service name goes into the URL's query; a SID is the URL's database part.
+    def url_database(self) -> Optional[str]:
+        return None if self.secrets.get("service_name") else self.secrets.get("sid") or self.secrets.get("database")
+
+    def url_query(self) -> dict[str, str]:
         service = self.secrets.get("service_name")
-        sid = self.secrets.get("sid") or self.secrets.get("database")
-        return sa.URL.create(
-            self.drivername,
-            username=self.secrets.get("username"),
-            password=self.secrets.get("password"),
-            host=self.secrets.get("host"),
-            port=self.port(),
-            # A service name goes into the query; a SID is the URL's database part.
-            database=None if service else sid,
-            query={"service_name": service} if service else {},
-        )
+        return {"service_name": service} if service else {}
 
     def connect_args(self) -> dict[str, Any]:
         return {"tcp_connect_timeout": float(CONNECT_TIMEOUT_SECONDS)}

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared.workbook.models import Job
-from shared.preflight import PreflightError, check_lake
+from shared.lake import PreflightError, check_lake
 from shared.runner import run_job
 from tests.conftest import free_port
 

@@ -13,7 +13,7 @@ import pytest
 
 from shared.workbook.models import Job
 from shared.lake import LockTimeout, TableLake
-from shared.preflight import check_lake
+from shared.lake import check_lake
 from shared.runner import run_job
 
 
@@ -89,7 +89,7 @@ def test_a_commit_that_crashed_after_its_journal_is_rolled_forward_by_the_next_j
 def test_preflight_leaves_no_probe_when_its_write_fails(azure_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.storage.blob import ContainerClient
 
-    from shared.preflight import PreflightError
+    from shared.lake import PreflightError
 
     check_lake()
     real = ContainerClient.upload_blob
@@ -105,7 +105,7 @@ def test_preflight_leaves_no_probe_when_its_write_fails(azure_env: Any, monkeypa
 
 
 def test_preflight_leaves_no_probe_in_a_full_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.preflight import PreflightError
+    from shared.lake import PreflightError
 
     real = Path.write_bytes
 

@@ -78,3 +78,35 @@ def test_unreachable_api_fails_with_one_line(api_env: Any, lake: Path) -> None:
     assert result.status == "failed"
     assert result.error.startswith("api source 'pubapi' at http://127.0.0.1:") and "\n" not in result.error
     assert TOKEN not in result.error
+
+
+def test_a_failing_api_is_asked_once_per_job_attempt(api_env: Any, lake: Path) -> None:
+    """dlt's REST client retries 5x on a 5xx by default; inside our job attempt it must not:
+    the orchestrator's retry policy is the only retry loop (a real HTTP server on loopback)."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api_env(f"http://127.0.0.1:{server.server_address[1]}")
+        result = run_job(Job("api", "pubapi", "items", "FULL", api_endpoint="items"), bucket_url=str(lake))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status == "failed"
+    assert "503" in result.error and TOKEN not in result.error
+    assert hits == ["/items"]

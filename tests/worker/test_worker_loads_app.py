@@ -36,7 +36,7 @@ PROBE = Path(__file__).with_name("probe.py")
 APP_PARTS = ("function_app.py", "host.json", "activities", "orchestrations", "starters", "shared", "config")
 STARTERS = ("start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
             "start_ingestion_queue")
-ADMIN = ("reset_breaker_http",)
+ADMIN = ("reset_breaker_http", "get_ingestion_report")
 """Plain HTTP functions (no durable client)."""
 ORCHESTRATORS = ("ingestion_orchestrator", "ingestion_batch")
 ACTIVITIES = ("load_plan", "check_breakers", "run_ingestion_job", "run_ingestion_slice", "finish_split_job",
@@ -137,6 +137,9 @@ def test_http_starters(bindings: dict[str, Any]) -> None:
     reset = one(bindings["reset_breaker_http"], "httpTrigger")
     assert (reset["route"], reset["methods"], reset["authLevel"]) == ("breakers/{source}/reset", ["POST"], "FUNCTION")
     assert sorted(b["type"] for b in bindings["reset_breaker_http"]) == ["http", "httpTrigger"]
+    report = one(bindings["get_ingestion_report"], "httpTrigger")
+    assert (report["route"], report["methods"], report["authLevel"]) == ("ingestions/{instance_id}/report", ["GET"], "FUNCTION")
+    assert sorted(b["type"] for b in bindings["get_ingestion_report"]) == ["http", "httpTrigger"]
 
 
 def test_timer_and_queue_starters(bindings: dict[str, Any]) -> None:
@@ -455,5 +458,41 @@ def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[
         assert store.get("shop").state == "CLOSED"
         assert post("nope")["status"] == 404
         assert post("bad name")["status"] == 400
+    finally:
+        session.close()
+
+
+def test_run_report_through_the_worker(worker_python: Path, worker_env: dict[str, str]) -> None:
+    """GET /api/ingestions/{instance_id}/report as the host delivers it: 200 with the HTML page (its
+    content type and headers survive the worker's HTTP converter), 404 for an unknown run."""
+    import datetime as dt
+
+    from shared.metrics import build_metrics, write_metrics
+    from shared.results import JobResult
+
+    when = dt.datetime(2026, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
+    job = JobResult("shop.items", "sqlite", "shop", "items", "FULL", "success", rows_processed=5, duration_seconds=1.0)
+    metrics_dir = Path(worker_env["INGESTION_METRICS_DIR"])
+    metrics_dir.mkdir(parents=True)
+    write_metrics(build_metrics([job], pipeline_name="p", run_id="ingestion-jobs-0a1b", execution_time=when), metrics_dir)
+
+    def get(instance_id: str) -> dict[str, Any]:
+        answer = session.call("invoke", function="get_ingestion_report", input_data={
+            "req": {"http": {"method": "GET", "url": f"http://localhost:7071/api/ingestions/{instance_id}/report",
+                             "headers": {}, "params": {"instance_id": instance_id}, "body": {"bytes": ""}}},
+        })
+        assert answer["status"] == "Success", answer["message"]
+        http = answer["return_value"]["http"]
+        return {"status": int(http["status_code"]), "headers": {k.lower(): v for k, v in http["headers"].items()},
+                "body": base64.b64decode(http["body"]["bytes"]).decode("utf-8")}
+
+    session = WorkerSession(worker_python, ROOT, worker_env)
+    try:
+        session.init()
+        page = get("ingestion-jobs-0a1b")
+        assert page["status"] == 200, page
+        assert page["headers"]["content-type"].startswith("text/html") and page["headers"]["x-content-type-options"] == "nosniff"
+        assert page["body"].startswith("<!DOCTYPE html>") and ">ingestion-jobs-0a1b<" in page["body"]
+        assert get("ingestion-jobs-0a1c")["status"] == 404
     finally:
         session.close()

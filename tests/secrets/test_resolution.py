@@ -1,4 +1,4 @@
-"""Secrets resolution order and secret hygiene.
+"""Secrets resolution order and secret hygiene (`shared/secrets/__init__.py`).
 
 Databricks and Azure Key Vault cannot run here: those two providers get small in-memory
 doubles of `dbutils` and of Key Vault's `SecretClient` (the only doubles in this module).
@@ -131,13 +131,11 @@ def test_missing_secrets_names_fields_never_values(source_type: str, env: dict[s
 
 
 def test_unreadable_vault_is_a_problem_without_secrets() -> None:
-    class Broken:
-        name = "Azure Key Vault"
-
-        def get(self, source_name: str, field_name: str) -> None:
+    class Broken(FakeSecretClient):
+        def get_secret(self, name: str) -> SimpleNamespace:
             raise RuntimeError("vault https://v unreachable\nstack...")
 
-    problems = missing_secrets("s", "postgresql", [Broken()])
+    problems = missing_secrets("s", "postgresql", [KeyVaultProvider("https://v", client=Broken({}))])
     assert problems == ["could not read secrets: vault https://v unreachable"]
 
 

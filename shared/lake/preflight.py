@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from shared.destination import bucket_url
-from shared.redaction import redact
+from shared.lake.layout import bucket_url, container_and_prefix, is_azure, is_local, local_folder
+from shared.redaction import clip, first_line, redact
 from shared.storage import lake_credentials, parse_connection_string, storage_account
 
 PROBE_NAME = "_ingestion_preflight"
@@ -41,10 +41,9 @@ def check_lake(url: Optional[str] = None, environ: Mapping[str, str] = os.enviro
         PreflightError: With the host (or folder) and the reason.
     """
     root = bucket_url(url)
-    scheme = urlsplit(root).scheme
-    if scheme in ("", "file"):
-        _check_folder(Path(urlsplit(root).path if scheme else root))
-    elif scheme in ("az", "abfs", "abfss", "azure"):
+    if is_local(root):
+        _check_folder(Path(local_folder(root)))
+    elif is_azure(root):
         _check_azure(root, environ)
     # Other fsspec protocols (s3://, gs://) are left to dlt's own error handling.
     return root
@@ -100,9 +99,7 @@ def lake_service(root: str, environ: Mapping[str, str] = os.environ,
 def _check_azure(root: str, environ: Mapping[str, str]) -> None:
     from azure.core.exceptions import ResourceExistsError
 
-    parts = urlsplit(root)
-    container = parts.netloc.split("@")[0]
-    folder = parts.path.strip("/")
+    container, folder = container_and_prefix(root)
     host = "?"
     try:
         service, host = lake_service(root, environ)
@@ -119,9 +116,8 @@ def _check_azure(root: str, environ: Mapping[str, str]) -> None:
     except PreflightError:
         raise
     except Exception as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        raise PreflightError(redact(f"lake {root} on {host} is not reachable or not writable: {reason}"[:600])) from None
+        reason = first_line(exc, type(exc).__name__)
+        raise PreflightError(clip(redact(f"lake {root} on {host} is not reachable or not writable: {reason}"))) from None
 
 
 def _delete_quietly(client: Any, blob: str) -> None:

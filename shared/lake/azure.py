@@ -1,4 +1,4 @@
-"""Bounded calls to an Azure lake: a dead endpoint fails a job in seconds, not minutes.
+"""Bounded calls of dlt (adlfs) to an Azure lake: a dead endpoint fails a job in seconds, not minutes.
 
 dlt reaches an `az://` / `abfss://` lake through adlfs, whose Blob client keeps the SDK's
 defaults: 3 retries 15 s + 3**n apart and a 300 s connect timeout, so one call to a closed port
@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.storage import BLOB_SCHEMES
+
 log = logging.getLogger(__name__)
 
 RETRIES = 2
@@ -24,7 +26,8 @@ BACKOFF_BASE = 1.5
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
 """A socket read may wait this long (a large block upload to a slow account needs room)."""
-AZURE_PROTOCOLS = ("az", "abfs", "abfss", "azure", "adl")
+AZURE_PROTOCOLS = (*BLOB_SCHEMES, "adl")
+"""Every protocol adlfs serves (ours plus Data Lake Gen1's `adl`): all get the bounded client."""
 _installed = False
 
 
