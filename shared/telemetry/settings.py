@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from typing import Mapping
 
 OTLP_HTTP = "http/protobuf"
+TELEMETRY_SETTINGS = (
+    "APPLICATIONINSIGHTS_CONNECTION_STRING", "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_PROTOCOL", "PYTHON_ENABLE_OPENTELEMETRY", "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "OTEL_SDK_DISABLED",
+)
+"""Microsoft's and OpenTelemetry's own settings (read by the worker, the distro and the exporters;
+this module reads some of them): in `local.settings.json.example` and the README's telemetry
+section, not in the app settings model (`shared.settings`)."""
 _TRUE = ("true", "1", "yes", "on")
 
 
