@@ -22,6 +22,7 @@ from shared import steps
 from shared.contract import ExportInput, FinishSplitInput, JobAttempt, LoadPlanInput, RunRef, SliceAttempt
 from shared.workbook.models import PlanError
 from shared.redaction import error_line, install_log_redaction, redact
+from shared.telemetry import takes_invocation_context, traced_activity
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -36,16 +37,16 @@ def _safe(fn: Callable[[Payload], Payload]) -> Callable[[Payload], Payload]:
     """Re-raise any error as a redacted RuntimeError (a PlanError keeps every problem line)."""
 
     @functools.wraps(fn)
-    def wrapper(payload: dict) -> dict:
+    def wrapper(payload: dict, context: Any = None) -> dict:  # context: the worker's, for its trace context
         try:
-            return fn(payload)
+            return traced_activity(fn.__name__, fn, payload, context)
         except PlanError as exc:
             raise RuntimeError(redact(exc)) from None
         except Exception as exc:
             log.exception("activity %s failed", fn.__name__)
             raise RuntimeError(error_line(exc, with_type=True)) from None
 
-    return wrapper
+    return takes_invocation_context(wrapper)
 
 
 @bp.activity_trigger(input_name="payload")

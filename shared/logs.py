@@ -2,8 +2,10 @@
 
 `job_context(...)` sets the fields for the code running inside it (a context variable, so
 parallel jobs in threads never mix them up); a record factory copies them onto each log
-record as attributes, which Application Insights (OpenTelemetry exporter) keeps as custom
-dimensions. Locally, `configure_file_logging` writes the seed's layout under `logs/`:
+record as attributes, which the OpenTelemetry log exporters (Application Insights, OTLP) keep
+as custom dimensions: `run_id`, `source_name`, `table_name`, `job_id` on every record ("-"
+outside a job), and inside a job also the names its spans use (`shared.telemetry`):
+`ingestion.run_id`, `load_type`, `attempt`. Importing `function_app` installs the factory. Locally, `configure_file_logging` writes the seed's layout under `logs/`:
 `main.log`, one `<source>.log` per source and `errors.log`.
 """
 
@@ -13,25 +15,35 @@ import contextvars
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 from shared.log_records import add_record_hook
 
 FIELDS = ("run_id", "source_name", "table_name", "job_id")
+JOB_FIELDS = ("load_type", "attempt")
+"""Set on a record only inside a job that knows them (the text format does not name them)."""
+RUN_ID_DIMENSION = "ingestion.run_id"
+"""The run id under the name the spans use, so logs and spans of a run are queried alike."""
 FORMAT = "%(asctime)s %(levelname)s [run=%(run_id)s source=%(source_name)s table=%(table_name)s] %(name)s: %(message)s"
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("ingestion_log_context", default={})
+_context: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("ingestion_log_context", default={})
 
 
 @contextmanager
-def job_context(**fields: Optional[str]) -> Iterator[None]:
-    """Attach `run_id`, `source_name`, `table_name`, `job_id` to every record logged inside."""
+def job_context(**fields: object) -> Iterator[None]:
+    """Attach `run_id`, `source_name`, `table_name`, `job_id` (and `load_type`, `attempt`) to
+    every record logged inside; a None value keeps the outer one."""
     merged = {**_context.get(), **{k: v for k, v in fields.items() if v is not None}}
     token = _context.set(merged)
     try:
         yield
     finally:
         _context.reset(token)
+
+
+def job_fields() -> dict[str, object]:
+    """The job fields set for the code running now (empty outside a job)."""
+    return dict(_context.get())
 
 
 def install_job_context() -> None:
@@ -44,6 +56,11 @@ def _add_context(record: logging.LogRecord) -> None:
     for name in FIELDS:
         if not hasattr(record, name):
             setattr(record, name, context.get(name, "-"))
+    for name in JOB_FIELDS:
+        if name in context and not hasattr(record, name):
+            setattr(record, name, context[name])
+    if "run_id" in context and not hasattr(record, RUN_ID_DIMENSION):
+        setattr(record, RUN_ID_DIMENSION, context["run_id"])
 
 
 class _PerSourceHandler(logging.Handler):

@@ -159,3 +159,8 @@ def run_key(instance_id: str, started_at: str) -> str:
     """
     stamp = re.sub(r"[^0-9T]", "", started_at)[:15]
     return f"{instance_id}-{stamp}"
+
+
+def run_id_of(key: str) -> str:
+    """The instance id (the run id) a `run_key` was made from."""
+    return key.rsplit("-", 1)[0]

@@ -48,6 +48,7 @@ from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
 from shared.settings import settings  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
+from shared.telemetry import note_job_bytes, note_job_failure, traced_job  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def split_id(token: str) -> str:
     return hashlib.sha1(token.encode()).hexdigest()[:10]
 
 
+@traced_job
 def run_job(
     job: Job,
     *,
@@ -155,6 +157,7 @@ def run_job(
             failure = classify(exc, job, source, lake_root=bucket_url)  # source / lake / permanent
             result.error = failure.message
             result.extra.update(failure.extra())
+            note_job_failure(exc, result.error)
             log.error("job %s failed (%s): %s", job.job_id, failure.error_class, result.error)
         finally:
             if isinstance(source, SqlSource):
@@ -205,6 +208,7 @@ def _load(
             result.extra["null_watermark_rows"] = nulls
         pipeline.normalize()
         normalize_info = pipeline.last_trace.last_normalize_info
+        note_job_bytes(normalize_info)
         rows = sum(
             count for t, count in (normalize_info.row_counts if normalize_info else {}).items()
             if not t.startswith("_dlt")

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from shared.settings import LOCAL_DIRS, AppSettings, documented_settings, settings
+from shared.telemetry.settings import TELEMETRY_SETTINGS
 from tests.conftest import ROOT
 
 DLT_ROWS = {"RUNTIME__DLTHUB_TELEMETRY"}
@@ -85,7 +86,7 @@ def test_the_example_settings_hold_every_setting_and_nothing_unknown() -> None:
     model = documented_settings()
     assert sorted(set(model) - set(example)) == []
     aliases = {f.alias for f in AppSettings.model_fields.values()}
-    unknown = set(example) - aliases - CONNECTIONS - HOST_ONLY - DLT_SETTINGS
+    unknown = set(example) - aliases - CONNECTIONS - HOST_ONLY - DLT_SETTINGS - set(TELEMETRY_SETTINGS)
     unknown = {k for k in unknown if not k.startswith(("SOURCES__", "RUNTIME__"))}  # dlt's own
     assert sorted(unknown) == []
     assert sorted(DLT_SETTINGS - NOT_IN_EXAMPLE - set(example)) == []
@@ -118,6 +119,13 @@ def test_dlt_settings_the_app_relies_on_are_in_the_readme() -> None:
         return setting in readme or (setting.startswith("DESTINATION__FILESYSTEM__CREDENTIALS__") and short in readme)
 
     assert sorted(s for s in DLT_SETTINGS | CONNECTIONS if not documented(s)) == []
+
+
+
+def test_telemetry_settings_are_in_the_example_and_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(set(TELEMETRY_SETTINGS) - set(example_values())) == []
+    assert sorted(s for s in TELEMETRY_SETTINGS if f"`{s}" not in readme) == []
 
 
 def field_name(alias: str) -> str:

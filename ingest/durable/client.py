@@ -116,7 +116,7 @@ class LocalManagementApi:
         """POST routes: start, terminate, raise event."""
         parts, query = self._route(url)
         if parts[:1] == ["orchestrators"] and len(parts) in (2, 3):
-            return self._start(parts[1], parts[2] if len(parts) == 3 else None, data)
+            return self._start(parts[1], parts[2] if len(parts) == 3 else None, data, trace_parent, trace_state)
         if parts[:1] == ["instances"] and len(parts) == 3 and parts[2] == "terminate":
             return self._terminate(parts[1], query.get("reason", [""])[0])
         if parts[:1] == ["instances"] and len(parts) == 4 and parts[2] == "raiseEvent":
@@ -160,11 +160,14 @@ class LocalManagementApi:
             path = path.split(marker, 1)[1]
         return [unquote(p) for p in path.split("/") if p], parse_qs(parsed.query)
 
-    def _start(self, name: str, instance_id: Optional[str], data: Any) -> list[Any]:
-        # The SDK posts the input already serialised with df_dumps (or None).
+    def _start(self, name: str, instance_id: Optional[str], data: Any, trace_parent: Optional[str] = None,
+               trace_state: Optional[str] = None) -> list[Any]:
+        # The SDK posts the input already serialised with df_dumps (or None), and the caller's
+        # trace context as `traceparent` / `tracestate` headers.
         try:
             input_value = None if data is None else json.loads(data)
-            instance_id = self._runtime.start(name, input_value, instance_id)
+            instance_id = self._runtime.start(name, input_value, instance_id, trace_parent=trace_parent,
+                                              trace_state=trace_state)
         except KeyError as exc:
             return [400, {"ExceptionMessage": str(exc.args[0])}]
         except ValueError as exc:

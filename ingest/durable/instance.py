@@ -96,6 +96,8 @@ class ActivityJob:
     """An at-least-once fault to inject into this delivery (`faults.Faults`), if any."""
     occurrence: int = 0
     """Which scheduling of this activity name in the runtime this is (1 = the first)."""
+    trace_context: Any = None
+    """The trace context the activity runs under: its orchestration's (`tracing.py`)."""
 
 
 class Instance:
@@ -125,6 +127,10 @@ class Instance:
         self.done = threading.Event()
         self.inbox: deque[Message] = deque()
         self.in_ready = False
+        self.span: Any = None
+        """The instance's `orchestration:<name>` span (`tracing.py`)."""
+        self.trace_context: Any = None
+        """The context with that span: its activities and sub-orchestrations run under it."""
         self.reset_execution(input_json)
 
     def reset_execution(self, input_json: Optional[str]) -> None:

@@ -36,7 +36,7 @@ from azure.durable_functions.models.utils.df_serialization import df_dumps
 
 from shared.redaction import clip
 
-from . import history
+from . import history, tracing
 from .actions import (COMPOUND_TYPES, ActionNode, compound_kind, describe,
                       find_nondeterminism, signature)
 from .clock import Clock, RealClock, VirtualClock, bind_activity_clock
@@ -183,13 +183,17 @@ class LocalDurableRuntime:
         return not any(t.is_alive() for t in threads)
 
     def start(self, orchestrator_name: str, input: Any = None,
-              instance_id: Optional[str] = None) -> str:
+              instance_id: Optional[str] = None, *, trace_parent: Optional[str] = None,
+              trace_state: Optional[str] = None) -> str:
         """Start an orchestration in the background.
 
         Args:
             orchestrator_name: Registered orchestrator name.
             input: JSON-serialisable input (serialised like `client.start_new` does).
             instance_id: Id to use; a new 32-hex-digit id by default.
+            trace_parent: W3C `traceparent` the client sent (the caller's current trace
+                context by default): the parent of the orchestration's span (`tracing.py`).
+            trace_state: W3C `tracestate` sent with it.
 
         Returns:
             The instance id.
@@ -214,7 +218,8 @@ class LocalDurableRuntime:
             if existing is not None and existing.status in ACTIVE_STATUSES:
                 raise ValueError(f"an orchestration instance with id '{instance_id}' "
                                  f"is already {existing.status.lower()}")
-            self._create_locked(orchestrator, input_json, instance_id, parent=None)
+            self._create_locked(orchestrator, input_json, instance_id, parent=None,
+                                trace_context=tracing.incoming_context(trace_parent, trace_state))
         return instance_id
 
     def run(self, orchestrator_name: str, input: Any = None, instance_id: Optional[str] = None,
@@ -338,8 +343,10 @@ class LocalDurableRuntime:
     # --- instances --------------------------------------------------------------------------
 
     def _create_locked(self, orchestrator: OrchestratorFunction, input_json: Optional[str],
-                       instance_id: str, parent: Optional[ParentLink]) -> Instance:
+                       instance_id: str, parent: Optional[ParentLink], trace_context: Any) -> Instance:
         instance = Instance(instance_id, orchestrator, input_json, parent, self.now())
+        instance.span, instance.trace_context = tracing.start_orchestration(
+            orchestrator.name, instance_id, instance.execution_id, trace_context)
         self._instances[instance_id] = instance
         self._active += 1
         instance.in_ready = True
@@ -389,6 +396,7 @@ class LocalDurableRuntime:
         instance.inbox.clear()
         instance.played = []  # no more replays: keep the event dicts only
         self._active -= 1
+        tracing.end_orchestration(instance.span, status, status == COMPLETED)
         instance.done.set()
         parent = instance.parent
         if parent is not None:
@@ -510,7 +518,7 @@ class LocalDurableRuntime:
         elif fault.mode == KILL:
             assert self._faults is not None
             point = fault.kill_point(self._faults.kill_calls)
-            _, _, switch = run_traced(lambda: job.activity.invoke(job.input_json),
+            _, _, switch = run_traced(lambda: self._invoke(job),
                                       job.activity.name, point)
             self._record_fault(job, KILL, describe_kill(switch, point) + "; running it again")
             self._deliver(job, self._execute(job), free_slot=True)
@@ -559,20 +567,26 @@ class LocalDurableRuntime:
         error: Optional[BaseException] = None
         result = ""
         if faults is not None and faults.traces and faults.applies_to(job.activity.name):
-            result, error, switch = run_traced(lambda: job.activity.invoke(job.input_json),
+            result, error, switch = run_traced(lambda: self._invoke(job),
                                                job.activity.name, None)
             if error is None:
                 with self._lock:
                     self._lengths[job.activity.name] = switch.calls
         else:
             try:
-                result = job.activity.invoke(job.input_json)
+                result = self._invoke(job)
             except BaseException as exc:  # noqa: BLE001 - any failure is the activity's outcome
                 error = exc
         if error is None:
             return Outcome(job.task_id, False, True, self.now(), result=result)
         reason, details = describe_failure(error)
         return Outcome(job.task_id, False, False, self.now(), reason=reason, details=details)
+
+    @staticmethod
+    def _invoke(job: ActivityJob) -> str:
+        """Call the activity as the worker does: under the trace context the extension hands it."""
+        with tracing.attached(job.trace_context):
+            return job.activity.invoke(job.input_json)
 
     def _deliver(self, job: ActivityJob, outcome: Outcome, free_slot: bool) -> None:
         """Post an outcome to the instance's inbox; `free_slot` when its pool thread is done."""
@@ -744,7 +758,7 @@ class LocalDurableRuntime:
             episode.outgoing.append(history.task_scheduled(episode.now, task_id, name,
                                                            input_json))
             job = ActivityJob(instance.instance_id, instance.execution_id, task_id, activity,
-                              input_json)
+                              input_json, trace_context=instance.trace_context)
             if self._faults is not None:
                 # Counted here, on the dispatcher thread, in scheduling order.
                 self._occurrences[name] += 1
@@ -896,7 +910,8 @@ class LocalDurableRuntime:
             return
         link = ParentLink(parent.instance_id, parent.execution_id, task_id,
                            parent.orchestrator.name)
-        self._create_locked(self._index.orchestrators[name], input_json, child_id, link)
+        self._create_locked(self._index.orchestrators[name], input_json, child_id, link,
+                            parent.trace_context)
 
     def _continue_as_new_locked(self, instance: Instance, episode: Episode,
                                 input_json: Optional[str]) -> None:

@@ -139,7 +139,7 @@ class Session:
         return {"status": "Success", "functions": sorted(self.function_ids)}
 
     def invoke(self, function: str, input_data: dict[str, Any],
-               trigger_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+               trigger_metadata: dict[str, Any] | None = None, trace_parent: str = "") -> dict[str, Any]:
         import azure_functions_runtime as worker
 
         request = protos.InvocationRequest(
@@ -148,6 +148,8 @@ class Session:
             input_data=[protos.ParameterBinding(name=name, data=typed_data(spec))
                         for name, spec in input_data.items()],
             trigger_metadata={k: typed_data(v) for k, v in (trigger_metadata or {}).items()},
+            # The host's trace context of the invocation (W3C traceparent), as the host sends it.
+            trace_context=protos.RpcTraceContext(trace_parent=trace_parent, trace_state="", attributes={}),
         )
         response = self.loop.run_until_complete(worker.invocation_request(self._request(invocation_request=request)))
         ok = response.result.status == protos.StatusResult.Success
