@@ -8,6 +8,8 @@ Functions Python worker validates trigger parameter annotations when it loads th
 a builtin generic such as `dict[str, Any]` ("invalid non-type annotation"; one rejected function
 and the host loads none, see tests/worker/). Each docstring and `cast` names its `shared.contract`
 types instead.
+
+May import: the Functions SDKs and `shared` (mostly `shared.steps`); never `ingest`.
 """
 
 from __future__ import annotations

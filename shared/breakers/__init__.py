@@ -3,6 +3,9 @@
 Typical use in the orchestration: `check_many` before fanning out (skip jobs whose circuit
 is open, with status `skipped_circuit_open`), then `record_success` / `record_failure`
 for each job that ran. States live in a shared `BreakerStore` so every worker sees them.
+
+May import: the Azure Tables SDK and, of the library, `shared.settings`, `shared.storage`,
+`shared.secrets` and `shared.redaction`.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -18,6 +18,9 @@ begins); environment variables are read live and `secrets.toml` again when it ch
 
 Every value of a secret field (password, api_key, token) is registered with
 `shared.redaction`, so it is masked in logs and errors from the moment it is resolved.
+
+May import: dlt's configuration providers, the Azure SDKs and, of the library, `shared.settings`
+and `shared.redaction`.
 """
 
 from __future__ import annotations

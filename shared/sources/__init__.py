@@ -20,6 +20,9 @@ fails while one of steps 1-5 is missing):
    table/column" codes).
 7. `requirements.txt`: the driver; a test on the real database in `tests/sources/` (doubles only
    for Oracle and SQL Server, which cannot run here).
+
+May import: dlt, SQLAlchemy, connectorx, pyarrow and, of the library, `shared.workbook` (the job),
+`shared.secrets`, `shared.errors` and `shared.redaction`; never the lake, the runner or the steps.
 """
 
 from __future__ import annotations

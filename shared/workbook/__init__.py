@@ -3,6 +3,8 @@
 The contract itself is `config/config_schema.json`; `build_plan` reads a workbook into a
 `Plan` (or raises `PlanError` listing every problem) and `write_template` /
 `write_workbook` write workbooks that follow it.
+
+May import: openpyxl, jsonschema and, of the library, only `shared.naming`.
 """
 
 from typing import Any
