@@ -24,6 +24,9 @@ concurrent duplicates of activities; see `faults.py`).
 
 Tests use `virtual_time=True` (timers fire as soon as nothing else can progress) and
 `activity_sleep` to give activities a duration in that clock.
+
+May import: the Durable SDK, the OpenTelemetry API and `shared.redaction`; it is handed the app, it
+does not import it.
 """
 
 from .client import LocalDurableClient, LocalManagementApi, client_binding

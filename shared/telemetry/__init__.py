@@ -3,6 +3,10 @@ job attempts, job metrics, and the job's fields on its log records.
 
 `configure_telemetry()` runs once per process when `function_app` is imported (the Functions
 worker, the CLI and the tests all import it); see `setup` for what each setting installs.
+
+May import: OpenTelemetry and the Azure Monitor distro (only when an exporter is configured) and,
+of the library, `shared.logs`, `shared.errors`, `shared.redaction`, `shared.results`,
+`shared.run_store` and `shared.workbook`.
 """
 
 from shared.telemetry.setup import configure_telemetry
