@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench.runs import Runs
 from bench.tables import ENGINES, Engine, ensure_table
 from tests.checksums import parquet_checksums, read_parquet, source_checksums
 
@@ -46,29 +46,11 @@ class VerificationError(Exception):
 
 
 @dataclass
-class Runs:
-    """Every verified run of one variant on one table."""
+class VariantRuns(Runs):
+    """Every verified run of one variant on one table, and how its types differ from the source's."""
 
-    variant: str
-    rows: int
-    seconds: list[float] = field(default_factory=list)
-    peak_rss_mb: list[float] = field(default_factory=list)
+    variant: str = ""
     type_differences: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def median_seconds(self) -> float:
-        """Median wall time of the timed runs."""
-        return statistics.median(self.seconds)
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows per second of the median run."""
-        return self.rows / self.median_seconds
-
-    @property
-    def median_rss(self) -> float:
-        """Median peak RSS in MiB."""
-        return statistics.median(self.peak_rss_mb)
 
 
 def run_once(variant: str, engine: Engine, table: str, rows: int, warmup: str) -> dict[str, Any]:
@@ -111,7 +93,7 @@ def measure(variants: list[str], engine: Engine, table: str, rows: int, repeat: 
     """Interleaved runs of every variant, each verified before it counts."""
     expected = _source_checksums(engine, table)
     warmup = ensure_table(engine, WARMUP_ROWS)
-    runs = {v: Runs(v, rows) for v in variants}
+    runs = {v: VariantRuns(rows, variant=v) for v in variants}
     for _ in range(repeat):
         for variant in variants:
             report = run_once(variant, engine, table, rows, warmup)
@@ -122,7 +104,7 @@ def measure(variants: list[str], engine: Engine, table: str, rows: int, repeat: 
             finally:
                 shutil.rmtree(report["out"], ignore_errors=True)
             runs[variant].seconds.append(report["seconds"])
-            runs[variant].peak_rss_mb.append(report["peak_rss_mb"])
+            runs[variant].peak_rss_mib.append(report["peak_rss_mb"])
     return runs
 
 

@@ -40,7 +40,8 @@ from bench.proctree import Measured, run_measured
 from bench.tpch_data import (CACHE_DIR, Database, databases, drop, duckdb_connect, ensure_one_row_table, generate,
                              load, row_counts)
 from bench.tpch_schema import TABLES
-from bench.tpch_targets import Results, Runs, judge
+from bench.runs import Runs
+from bench.tpch_targets import Results, judge
 from bench.tpch_tools import LABELS, ROOT, TOOLS, commands, ingestr_binary, write_workbook_for
 from bench.tpch_verify import TableCheck, check_table, compare_queries, expected_checksums, landed_files
 
@@ -123,9 +124,9 @@ def compare(db: Database, tools: list[str], tables: list[str], rows: int, repeat
     ref = runs.get("reference")
     for tool, r in runs.items():
         speed = f"{r.rows_per_second / ref.rows_per_second:.2f}" if ref else "-"
-        rss = f"{r.rss / ref.rss:.2f}" if ref else "-"
+        rss = f"{r.median_rss / ref.median_rss:.2f}" if ref else "-"
         print(f"  {LABELS[tool]:<34} {r.rows_per_second:>10,.0f} {r.median_seconds:>8.2f} "
-              f"{r.rss:>13,.0f} {speed:>10} {rss:>8}")
+              f"{r.median_rss:>13,.0f} {speed:>10} {rss:>8}")
     print("  runs (s): " + "; ".join(f"{t}: " + " ".join(f"{s:.2f}" for s in r.seconds) for t, r in runs.items()))
     return runs
 

@@ -8,36 +8,14 @@ scale factor 1: at a smaller one, fixed costs weigh more and the figures are low
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from bench.runs import Runs
 
 SPEED_TABLE = "lineitem"
 """The table the speed and memory targets are about (whole run, alone in its workbook)."""
-
-
-@dataclass
-class Runs:
-    """Every verified run of one tool on the compared tables of one engine."""
-
-    rows: int
-    seconds: list[float] = field(default_factory=list)
-    peak_rss_mib: list[float] = field(default_factory=list)
-
-    @property
-    def median_seconds(self) -> float:
-        """Median wall time, seconds."""
-        return statistics.median(self.seconds)
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows per second of the median run."""
-        return self.rows / self.median_seconds
-
-    @property
-    def rss(self) -> float:
-        """Median peak RSS of the process tree, MiB."""
-        return statistics.median(self.peak_rss_mib)
 
 
 @dataclass
@@ -61,7 +39,7 @@ class Results:
         if self.compared != [SPEED_TABLE] or tool not in runs or other not in runs:
             return None
         if rss:
-            return runs[tool].rss / runs[other].rss
+            return runs[tool].median_rss / runs[other].median_rss
         return runs[tool].rows_per_second / runs[other].rows_per_second
 
 

@@ -25,7 +25,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -220,36 +220,15 @@ class AppSettings(BaseSettings):
     @field_validator("breaker_failure_threshold", "breaker_half_open_successes", "lock_lease_seconds", mode="before")
     @classmethod
     def _whole(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, str):
-            return value
-        raw = value.strip()
-        if not raw:
-            return cls.model_fields[info.field_name].default
-        try:
-            whole = int(raw)
-        except ValueError:
-            whole = 0
-        if whole < 1:
-            raise ValueError(f"{_alias(info)}: {raw!r} is not a whole number >= 1")
-        return whole
+        return _number(value, info, int, lambda n: n >= 1, "a whole number >= 1")
 
     @field_validator("breaker_timeout_seconds", "lock_wait_seconds", "staging_ttl_hours", "throughput_floor",
                      mode="before")
     @classmethod
     def _amount(cls, value: Any, info: ValidationInfo) -> Any:
-        if not isinstance(value, str):
-            return value
-        raw = value.strip()
-        if not raw:
-            return cls.model_fields[info.field_name].default
-        try:
-            number = float(raw)
-        except ValueError:
-            number = -1.0
-        if not (math.isfinite(number) and number >= 0):
-            unit = {"staging_ttl_hours": "a number of hours", "throughput_floor": "a number of rows per second"}
-            raise ValueError(f"{_alias(info)}: {raw!r} is not {unit.get(info.field_name, 'a number of seconds')} >= 0")
-        return number
+        unit = {"staging_ttl_hours": "a number of hours", "throughput_floor": "a number of rows per second"}
+        return _number(value, info, float, lambda n: math.isfinite(n) and n >= 0,
+                       f"{unit.get(info.field_name or '', 'a number of seconds')} >= 0")
 
     @field_validator("retry_database_max_attempts", "retry_database_first_interval_ms", "retry_api_max_attempts",
                      "retry_api_first_interval_ms", "retry_max_interval_ms", "retry_backoff_coefficient",
@@ -278,6 +257,23 @@ class AppSettings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"retry settings for {kind}: {exc}") from None
         return self
+
+
+def _number(value: Any, info: ValidationInfo, parse: Callable[[str], Any], valid: Callable[[Any], bool],
+            allowed: str) -> Any:
+    """A numeric setting from its text: blank means the default; anything else must parse and be valid."""
+    if not isinstance(value, str):
+        return value
+    raw = value.strip()
+    if not raw:
+        return AppSettings.model_fields[info.field_name or ""].default
+    try:
+        number = parse(raw)
+    except ValueError:
+        number = None
+    if number is None or not valid(number):
+        raise ValueError(f"{_alias(info)}: {raw!r} is not {allowed}")
+    return number
 
 
 def _alias(info: ValidationInfo) -> str:

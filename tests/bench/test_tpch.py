@@ -18,7 +18,8 @@ import pytest
 
 from bench.tpch_data import duckdb_connect, generate
 from bench.tpch_schema import TABLES
-from bench.tpch_targets import TARGETS, Results, Runs, judge
+from bench.runs import Runs
+from bench.tpch_targets import TARGETS, Results, judge
 from bench.tpch_verify import check_table, expected_checksums
 
 ROOT = Path(__file__).resolve().parents[2]
