@@ -54,6 +54,18 @@ class _SourceFields:
         return lookup(self, source_name, field_name)  # type: ignore[arg-type]
 
 
+class _SecretSections:
+    """A provider of secrets (not only config) organised in sections (`sources.<name>.<field>`)."""
+
+    @property
+    def supports_secrets(self) -> bool:
+        return True
+
+    @property
+    def supports_sections(self) -> bool:
+        return True
+
+
 class _SourceVault(_SourceFields, VaultDocProvider):
     """A vault of single values named after `<source>-<field>`, read once per key per run."""
 
@@ -182,7 +194,7 @@ class DatabricksProvider(_SourceVault):
             raise
 
 
-class EnvProvider(_SourceFields, ConfigProvider):
+class EnvProvider(_SourceFields, _SecretSections, ConfigProvider):
     """`SOURCES__<SOURCE_NAME>__<FIELD>` environment variables (dlt's convention), read live."""
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -202,16 +214,8 @@ class EnvProvider(_SourceFields, ConfigProvider):
     def name(self) -> str:
         return "environment"
 
-    @property
-    def supports_secrets(self) -> bool:
-        return True
 
-    @property
-    def supports_sections(self) -> bool:
-        return True
-
-
-class TomlProvider(_SourceFields, BaseDocProvider):
+class TomlProvider(_SourceFields, _SecretSections, BaseDocProvider):
     """`[sources.<source_name>]` in `.dlt/secrets.toml`, read again when the file changes."""
 
     def __init__(self, path: Optional[Path] = None) -> None:
@@ -249,11 +253,3 @@ class TomlProvider(_SourceFields, BaseDocProvider):
     @property
     def locations(self) -> list[str]:
         return [str(self.path)]
-
-    @property
-    def supports_secrets(self) -> bool:
-        return True
-
-    @property
-    def supports_sections(self) -> bool:
-        return True
