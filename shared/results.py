@@ -12,9 +12,15 @@ SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
 
 STATUSES: tuple[str, ...] = (SUCCESS, FAILED, SKIPPED_CIRCUIT_OPEN)
 """Final statuses: what metrics and audit report."""
-SPLIT = "split"
-"""Not final: the table is too large for one activity and continues as slice activities
-(`extra["ranges"]` holds their key ranges)."""
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Not a result: the table is too large for one activity and continues as one slice
+    activity per key range (`SqlSource.split_ranges`: `{"column", "start", "end", "closed", "nulls"}`)."""
+
+    job_id: str
+    ranges: list[dict[str, Any]]
 
 
 @dataclass

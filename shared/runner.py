@@ -30,7 +30,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
@@ -44,7 +44,7 @@ from shared.lake import APPEND, FILE_FORMAT, REPLACE, TABLE_HINTS, TableLake, da
 from shared.lake.destination import make_destination  # noqa: E402
 from shared.logs import job_context  # noqa: E402
 from shared.redaction import clip, first_line, redact  # noqa: E402
-from shared.results import FAILED, SPLIT, SUCCESS, JobResult  # noqa: E402
+from shared.results import FAILED, SUCCESS, JobResult, SplitPlan  # noqa: E402
 from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
 from shared.settings import settings  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
@@ -92,7 +92,7 @@ def run_job(
     split_rows: Optional[int] = None,
     token: Optional[str] = None,
     split: Optional[str] = None,
-) -> JobResult:
+) -> Union[JobResult, SplitPlan]:
     """Extract one job's table or endpoint and land it in the lake as Parquet.
 
     Args:
@@ -105,13 +105,13 @@ def run_job(
             staging dataset); `publish_staged` makes the accepted slices visible.
         slice_no: The slice's number.
         split_rows: When given, a FULL SQL table estimated above this many rows is not loaded:
-            the result has status `split` and its key ranges in `extra["ranges"]`.
+            a `SplitPlan` with its key ranges comes back instead of a result.
         token: Idempotency key of this job in its run (e.g. `<run key>/<job index>`): when the
             table's last commit carries it, the job already landed and its commit is returned.
         split: For a slice: the id of its split load (`split_id`).
 
     Returns:
-        The job's result. Errors are caught and reported in the result (status `failed`) with
+        The job's result (or, only with `split_rows`, its `SplitPlan`). Errors are caught and reported in the result (status `failed`) with
         every secret removed; this function raises only on programming errors in the caller.
     """
     started = time.monotonic()
@@ -125,6 +125,7 @@ def run_job(
         status=FAILED,
     )
     source: Optional[Source] = None
+    plan: Optional[SplitPlan] = None
     with job_context(run_id=run_id, source_name=job.source_name, table_name=job.table_name, job_id=job.job_id):
         try:
             naming.naming_setting()  # a wrong INGESTION_NAMING fails every job, not only first loads
@@ -135,8 +136,7 @@ def run_job(
                 source.key_range = key_range
             ranges = _split(job, source, split_rows) if split_rows and not staged else None
             if ranges:
-                result.status = SPLIT
-                result.extra["ranges"] = ranges
+                plan = SplitPlan(job.job_id, ranges)
                 log.info("job %s: too large for one activity, split into %d slices", job.job_id, len(ranges))
             else:
                 name = f"{pipeline_name(job)}__slice{slice_no}" if staged else pipeline_name(job)
@@ -162,6 +162,8 @@ def run_job(
         finally:
             if isinstance(source, SqlSource):
                 source.dispose()
+    if plan is not None:
+        return plan
     result.duration_seconds = round(time.monotonic() - started, 3)
     result.extra["started_at"] = started_at.isoformat()
     result.extra["finished_at"] = (started_at + dt.timedelta(seconds=result.duration_seconds)).isoformat()

@@ -23,7 +23,7 @@ from shared.errors import STORAGE
 from shared.metrics import build_metrics
 from shared.publish import AzurePublisher, LocalPublisher, Publisher
 from shared.redaction import redact
-from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SPLIT, SUCCESS, JobResult, record_attempt
+from shared.results import FAILED, SKIPPED_CIRCUIT_OPEN, SUCCESS, JobResult, SplitPlan, record_attempt
 from shared.run_store import BlobRunStore, LocalRunStore, RunStore
 from shared.storage import StorageAccount, quick_options, storage_account, storage_error
 from shared.workbook_ref import (WorkbookRef, WorkbookRefError, canonical_blob, in_functions_host, is_blob_reference,
@@ -350,9 +350,9 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
         else:
             result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows,
                              token=job_token(key, index))
-        if result.status == SPLIT:
+        if isinstance(result, SplitPlan):
             # Too big for one activity: the orchestration runs one slice activity per range.
-            return split_answer(index, attempt, result.extra["ranges"])
+            return split_answer(index, attempt, result.ranges)
         result.retry_count = attempt - 1
         record_attempt(result, attempt, earlier, ran=result is not previous)  # the report's timeline
         record_outcome(services.breaker, lake, job.source_name, result)  # source, lake or no breaker

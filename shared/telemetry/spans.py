@@ -88,12 +88,12 @@ def _invocation_parent(invocation: Any) -> Optional[Context]:
     return TraceContextTextMapPropagator().extract(carrier)
 
 
-def traced_job(run_job: Callable[..., "JobResult"]) -> Callable[..., "JobResult"]:
+def traced_job(run_job: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate `shared.runner.run_job`: one span per job attempt, the job's fields on every
     record logged inside, and the attempt's rows and duration as metrics."""
 
     @functools.wraps(run_job)
-    def wrapper(job: "Job", **kwargs: Any) -> "JobResult":
+    def wrapper(job: "Job", **kwargs: Any) -> Any:
         outer = job_fields()  # run id and attempt, from the activity
         run_id = kwargs.get("run_id") or outer.get("run_id")
         identity = clean({RUN_ID: run_id, "source_name": job.source_name, "table_name": job.table_name,
@@ -101,6 +101,9 @@ def traced_job(run_job: Callable[..., "JobResult"]) -> Callable[..., "JobResult"
         with job_context(run_id=run_id, source_name=job.source_name, table_name=job.table_name, job_id=job.job_id,
                          load_type=job.load_type), _span(JOB_SPAN, {**identity, "ingestion.slice": kwargs.get("slice_no")}) as span:
             result = run_job(job, **kwargs)
+            if not hasattr(result, "rows_processed"):  # a SplitPlan: the slices' own spans carry the load
+                span.set_attribute("status", "split")
+                return result
             span.set_attributes({"rows": result.rows_processed, "files": len(result.files), "status": result.status})
             if result.error:
                 span.set_status(Status(StatusCode.ERROR, _text(result.error)))

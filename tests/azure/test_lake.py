@@ -15,6 +15,7 @@ import pytest
 
 from shared.workbook.models import Job
 from shared.lake import PreflightError, check_lake
+from shared.results import SplitPlan
 from shared.runner import run_job
 from tests.conftest import free_port
 
@@ -82,8 +83,9 @@ def test_a_split_table_publishes_its_slices_in_azure(
         job = Job("postgresql", "erp", name, "FULL", partition_column="id")
         assert run_job(job).status == "success"  # an earlier snapshot of the same day
         split = run_job(job, split_rows=4_000)
-        ranges = split.extra["ranges"]
-        assert split.status == "split" and len(ranges) == 3
+        assert isinstance(split, SplitPlan)
+        ranges = split.ranges
+        assert len(ranges) == 3
         staged = []
         for number, key_range in enumerate(ranges):
             part = run_job(job, key_range=key_range, slice_no=number)
