@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 from shared.breakers import CLOSED, CircuitBreaker
 from shared.contract import crashed_outcome
 from shared.errors import LAKE, SOURCE, STORAGE, lake_label
-from shared.redaction import error_line, redact
+from shared.redaction import clip, error_line, redact
 from shared.results import SUCCESS, JobResult
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LAKE_KEY_PREFIX = "lake:"
-MAX_OUTCOME_ERROR = 300
 _F = TypeVar("_F", bound=Callable[..., dict[str, Any]])
 
 
@@ -84,7 +83,7 @@ class LakeGate:
         decision = self.breaker.check(self.key)
         self.refused = True  # counted here (or not at all while open), not again by `record`
         if not decision.allowed:
-            return Refusal(redact(f"{lake_label(self.root, self.environ)}: not attempted, {decision.reason}")[:500], False)
+            return Refusal(clip(redact(f"{lake_label(self.root, self.environ)}: not attempted, {decision.reason}")), False)
         try:
             check_lake(self.root, self.environ)
         except PreflightError as exc:
@@ -156,7 +155,7 @@ def storage_failures_as_outcomes(step: _F) -> _F:
             bound = signature.bind(*args, **kwargs).arguments
             message = storage_message(exc, bound["services"], f"{step.__name__} #{bound['index']}")
             log.error("%s", message)
-            outcome = crashed_outcome(bound["index"], bound.get("attempt", 1), message[:MAX_OUTCOME_ERROR], retryable=False)
+            outcome = crashed_outcome(bound["index"], bound.get("attempt", 1), clip(message), retryable=False)
             outcome["error_class"] = STORAGE
             if "slice_no" in bound:
                 outcome.update(slice=bound["slice_no"], seconds=0.0, schema_version=None)

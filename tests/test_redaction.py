@@ -44,3 +44,17 @@ def test_every_logger_is_scrubbed_including_exceptions(caplog: pytest.LogCapture
     text = caplog.text
     assert "s3cr3t-value" not in text
     assert "connecting with ***" in text and "bad password ***" in text
+
+
+def test_error_line_is_the_one_capped_redacted_line() -> None:
+    from shared.redaction import MAX_ERROR_CHARS, clip, error_line, first_line, register_secret
+
+    register_secret("Hunter2-secret")
+    assert first_line("\n  \n  first  \nsecond") == "first"
+    assert first_line("", "fallback") == "fallback"
+    assert error_line(ValueError("\nbad password Hunter2-secret\nstack")) == "bad password ***"
+    assert error_line(KeyError("k"), "lookup: ", with_type=True) == "lookup: KeyError: 'k'"
+    assert error_line(RuntimeError()) == "RuntimeError"
+    long = error_line(OSError("x" * 2_000))
+    assert len(long) == MAX_ERROR_CHARS and long.endswith("...")
+    assert clip("short") == "short"

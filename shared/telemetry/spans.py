@@ -25,7 +25,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.logs import job_context, job_fields
-from shared.redaction import redact
+from shared.redaction import clip, error_line, redact
 from shared.run_store import run_id_of
 from shared.telemetry.metrics import AttributeValue, record_job
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 RUN_ID = "ingestion.run_id"
 JOB_SPAN = "ingestion.job"
-MAX_TEXT = 500
 
 _tracer = trace.get_tracer("ingestion")
 
@@ -146,9 +145,8 @@ def _span(name: str, attributes: Mapping[str, Any], parent: Optional[Context] = 
         try:
             yield span
         except BaseException as exc:
-            first = next((line for line in str(exc).splitlines() if line.strip()), "")
-            span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": _text(first)})
-            span.set_status(Status(StatusCode.ERROR, _text(f"{type(exc).__name__}: {first}")))
+            span.add_event("exception", {"exception.type": type(exc).__name__, "exception.message": error_line(exc)})
+            span.set_status(Status(StatusCode.ERROR, error_line(exc, with_type=True)))
             raise
 
 
@@ -163,4 +161,4 @@ def clean(attributes: Mapping[str, Any]) -> dict[str, AttributeValue]:
 
 
 def _text(value: Optional[object]) -> str:
-    return redact("" if value is None else value)[:MAX_TEXT]
+    return clip(redact("" if value is None else value))
