@@ -17,7 +17,12 @@ class MySqlSource(SqlSource):
     drivername = "mysql+pymysql"
     default_port = 3306
     connectorx_scheme = "mysql"
-    # No snapshot can be shared between connections: slices only on an explicit partition_column.
+    # Big tables are read in slices of the primary key's leading column by default. No snapshot
+    # can be shared between connections: each slice reads its own consistent snapshot, taken
+    # when the slice starts (the slices start together). Every row lands exactly once unless
+    # its key column itself is updated while the slices start; a transaction committed in that
+    # moment can be seen by some slices only. See README "Parallel slices".
+    slices_by_default = True
 
     def url_query(self) -> dict[str, str]:
         return {"charset": "utf8mb4"}
