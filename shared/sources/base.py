@@ -363,7 +363,8 @@ class SqlSource(Source):
             log.info("table %s: pyarrow backend for column(s) %s", self.job.table_name, ", ".join(unsupported))
             return None
         column = self.partition_column()
-        by_pages = column is None and self.tid_slices
+        # ctid pages only for a table without a usable column (not instead of the workbook's own).
+        by_pages = column is None and self.tid_slices and not self.job.partition_column
         slices = slice_count(self.estimate_rows(), self.chunk_size()) if column or by_pages else 1
         return StreamOptions(
             url=self.connectorx_url(),

@@ -223,8 +223,9 @@ def test_postgresql_partitioned_keyless_table_reads_one_stream(
     with pg_engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {pg_schema}.parts (a int NOT NULL, b int NOT NULL, amount numeric(12,2), "
                              "t text, ts timestamp) PARTITION BY RANGE (b)"))
-        conn.execute(sa.text(f"CREATE TABLE {pg_schema}.parts_low PARTITION OF {pg_schema}.parts FOR VALUES FROM (0) TO (2)"))
-        conn.execute(sa.text(f"CREATE TABLE {pg_schema}.parts_high PARTITION OF {pg_schema}.parts FOR VALUES FROM (2) TO (4)"))
+        for part, low, high in (("low", 0, 2), ("high", 2, 4)):
+            conn.execute(sa.text(f"CREATE TABLE {pg_schema}.parts_{part} PARTITION OF {pg_schema}.parts "
+                                 f"FOR VALUES FROM ({low}) TO ({high})"))
         conn.execute(sa.text(PG_FILL.format(table=f"{pg_schema}.parts", last=19_999)))
         conn.execute(sa.text(f"ANALYZE {pg_schema}.parts"))
         estimate = conn.execute(sa.text(f"SELECT reltuples FROM pg_class WHERE oid = '{pg_schema}.parts'::regclass"))
