@@ -99,7 +99,11 @@ class SqlSource(Source):
     connectorx_protocol: ClassVar[Optional[str]] = None
     """connectorx transfer protocol; None: connectorx's default for the database."""
     shared_snapshot: ClassVar[bool] = False
-    """Whether parallel slices can share one snapshot (then big tables are sliced by default)."""
+    """Whether parallel slices can share one snapshot (see `partition_column`)."""
+    slices_by_default: ClassVar[bool] = False
+    """Whether a big table is read in parallel slices without a workbook `partition_column`."""
+    tid_slices: ClassVar[bool] = False
+    """Whether a big table without a sliceable key is sliced by physical row address (ctid)."""
 
     def __init__(self, job: Job, secrets: SourceSecrets) -> None:
         super().__init__(job, secrets)
@@ -359,19 +363,24 @@ class SqlSource(Source):
             log.info("table %s: pyarrow backend for column(s) %s", self.job.table_name, ", ".join(unsupported))
             return None
         column = self.partition_column()
-        slices = slice_count(self.estimate_rows(), self.chunk_size()) if column else 1
+        # ctid pages only for a table without a usable column (not instead of the workbook's own).
+        by_pages = column is None and self.tid_slices and not self.job.partition_column
+        slices = slice_count(self.estimate_rows(), self.chunk_size()) if column or by_pages else 1
         return StreamOptions(
             url=self.connectorx_url(),
             secret_forms=self.password_forms(),
             protocol=self.connectorx_protocol,
             partition_column=column,
+            tid_ranges=by_pages and slices > 1,
             slices=slices,
             shared_snapshot=self.shared_snapshot and slices > 1,
         )
 
     def partition_column(self) -> Optional[str]:
-        """Column to split a large table on: the workbook's `partition_column`; else, where
-        slices share a snapshot, a one-column primary key or the watermark column."""
+        """Column to split a large table on: the workbook's `partition_column`; else, where big
+        tables are sliced by default, a one-column workbook key, the leading column of the
+        table's primary key (its index makes each slice a range scan), or (only where slices
+        share a snapshot) the watermark column."""
         if self.job.partition_column:
             column = self._column(self.job.partition_column)
             if column is None:
@@ -383,10 +392,15 @@ class SqlSource(Source):
                             self.job.table_name, column.name)
                 return None
             return column.name
-        if not self.shared_snapshot:
-            return None  # without a shared snapshot, slices would be separate reads: only on request
-        key = list(self.job.primary_key) or [c.name for c in self.table().primary_key.columns]
-        candidates = ([key[0]] if len(key) == 1 else []) + [self.job.watermark_column]
+        if not self.slices_by_default:
+            return None
+        key = list(self.job.primary_key)
+        table_key = [c.name for c in self.table().primary_key.columns]
+        candidates = ([key[0]] if len(key) == 1 and self.shared_snapshot else []) + table_key[:1]
+        if self.shared_snapshot:
+            # A watermark changes when its row does: without one snapshot an updated row could
+            # move between slices (read twice or not at all).
+            candidates.append(self.job.watermark_column)
         for name in candidates:
             column = self._column(name)
             if column is not None and _is_sliceable(column.type):

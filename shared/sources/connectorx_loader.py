@@ -10,8 +10,10 @@ batches and keeps its state in the lake. What differs from dlt's own connectorx 
   here: the writer waits for the readers, not the other way round);
 - each batch is cast to the reflected column types (`arrow_types.conform`), so both backends
   land the same Parquet schema;
-- a large table is read as K key-range slices in parallel; on PostgreSQL all slices share one
-  exported snapshot, so they form one consistent read;
+- a large table is read as K slices in parallel: key ranges of an integer, date or timestamp
+  column, or on PostgreSQL 14+ page ranges of the physical row address (`ctid`, TID range
+  scans) when no such column is there; on PostgreSQL all slices share one exported snapshot,
+  so they form one consistent read (MySQL: each slice its own snapshot, see `MySqlSource`);
 - a connectorx error never carries the connection URL (connectorx takes the password in it)
   and never escapes as a Rust panic, which Python raises as a `BaseException`.
 """
@@ -42,6 +44,10 @@ READS_PER_CHUNK = 4
 each). Smaller reads shrink connectorx's buffers and let writing start sooner; whole chunks
 keep row groups, and the cost of encoding each one, as they were."""
 _MAX_DECIMAL_DIGITS = 28
+TID_RANGE_SCAN_VERSION = 140000
+"""First PostgreSQL `server_version_num` that scans a ctid range instead of the whole table."""
+_PAGED_KINDS = ("r", "m")
+"""pg_class.relkind of relations whose ctid ranges cover all their rows (tables, mat. views)."""
 
 
 class ConnectorxError(RuntimeError):
@@ -64,8 +70,10 @@ class StreamOptions:
     """connectorx transfer protocol (None: its default for the database)."""
     partition_column: Optional[str] = None
     """Integer, date or timestamp column to split the read on; None reads one stream."""
+    tid_ranges: bool = False
+    """Without a partition column, slice a PostgreSQL table by ctid page ranges (14+)."""
     slices: int = 1
-    """Wanted number of parallel key-range slices."""
+    """Wanted number of parallel slices."""
     shared_snapshot: bool = False
     """Export one PostgreSQL snapshot and read every slice in it (one consistent read)."""
 
@@ -143,7 +151,8 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
     def _plan(self, query: Any, options: StreamOptions, stack: ExitStack) -> tuple[list[str], Optional[list[str]]]:
         """The SQL of every slice, and the statements each slice's connection runs first."""
         column = self._partition_column(options)
-        if column is None:
+        by_pages = column is None and options.tid_ranges and options.slices > 1
+        if column is None and not by_pages:
             return [self.compile_query(query)], None
         conn = stack.enter_context(self.engine.connect())
         pre_queries = None
@@ -158,6 +167,8 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
                             redact(first_line(exc.orig)))
                 return [self.compile_query(query)], None
             pre_queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", f"SET TRANSACTION SNAPSHOT '{snapshot}'"]
+        if by_pages:
+            return self._page_slices(conn, query, options.slices), pre_queries
         lo, hi = conn.execute(query.with_only_columns(sa.func.min(column), sa.func.max(column)).order_by(None)).one()
         if lo is None:
             return [self.compile_query(query)], pre_queries
@@ -171,6 +182,32 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
             queries.append(self.compile_query(query.where(condition)))
         log.info("table %s: reading %d slice(s) of %s in parallel", self.table.name, len(queries), column.name)
         return queries, pre_queries
+
+    def _page_slices(self, conn: sa.Connection, query: Any, slices: int) -> list[str]:
+        """One query per ctid page range of a PostgreSQL table; one query where the server has
+        no TID range scans (before 14: each slice would scan the whole table) or the relation
+        keeps no rows in its own pages (views, partitioned and foreign tables).
+
+        The first slice has no lower bound and the last none above, so every row version the
+        snapshot sees, wherever it lies, is in exactly one slice; the page count only places
+        the bounds between them."""
+        version, kind, pages = conn.execute(sa.text(
+            "SELECT current_setting('server_version_num')::int, c.relkind, "
+            "pg_relation_size(c.oid) / current_setting('block_size')::int "
+            "FROM pg_class c WHERE c.oid = CAST(:name AS regclass)"
+        ), {"name": self.engine.dialect.identifier_preparer.format_table(self.table)}).one()
+        if version < TID_RANGE_SCAN_VERSION or kind not in _PAGED_KINDS or pages < 2:
+            if version < TID_RANGE_SCAN_VERSION:
+                log.info("table %s: PostgreSQL %d has no TID range scans; reading one stream", self.table.name, version)
+            return [self.compile_query(query)]
+        bounds = [r.start for r in split_key_range(0, pages, slices)][1:]
+        queries = []
+        for i in range(len(bounds) + 1):
+            parts = [f"ctid >= '({bounds[i - 1]},0)'::tid"] if i > 0 else []
+            parts += [f"ctid < '({bounds[i]},0)'::tid"] if i < len(bounds) else []
+            queries.append(self.compile_query(query.where(sa.text(" AND ".join(parts)))))
+        log.info("table %s: reading %d slice(s) of ctid pages in parallel", self.table.name, len(queries))
+        return queries
 
     def _partition_column(self, options: StreamOptions) -> Optional[sa.Column]:
         """The column to slice on, when more than one slice is wanted."""
