@@ -19,6 +19,11 @@ virtual time. Orchestrator code cannot tell the two runtimes apart.
     starter = runtime.functions.clients["http_start"]
     response = await starter.fn(request, **{starter.parameter: LocalDurableClient(runtime)})
 
+It models what the app uses: activities, sub-orchestrations, durable timers, `task_any` /
+`task_all`, `*_with_retry`, custom status and termination (`runtime.terminate`). External
+events, continue-as-new and durable HTTP fail the orchestration as unsupported; the client
+double serves `start_new` and `get_status` only.
+
 `faults=Faults(...)` models Durable's at-least-once delivery (seeded redeliveries, kills and
 concurrent duplicates of activities; see `faults.py`).
 

@@ -28,7 +28,7 @@ COMPOUND_TYPES = (int(ActionType.WHEN_ALL), int(ActionType.WHEN_ANY))
 
 
 class ActionNode:
-    """One action of the tree: a leaf (with a sequence id or an event name) or a compound."""
+    """One action of the tree: a leaf (with a sequence id) or a compound."""
 
     __slots__ = ("kind", "children", "done")
 
@@ -59,7 +59,7 @@ def signature(action: dict[str, Any]) -> Any:
     action_type = action.get("actionType")
     if action_type in COMPOUND_TYPES:
         return (action_type, tuple(signature(c) for c in action.get("compoundActions") or ()))
-    return (action_type, action.get("functionName") or action.get("externalEventName"))
+    return (action_type, action.get("functionName"))
 
 
 def describe(sig: Any) -> str:
@@ -83,7 +83,7 @@ class ActionTracker:
     """Top-level actions of one execution and how far the extension's shim has invoked them.
 
     Call `retry_allocation()` whenever a retry takes a sequence id without resuming the
-    orchestrator, `leaf_done`/`event_done` when a task has its final outcome, `settle()`
+    orchestrator, `leaf_done` when a task has its final outcome, `settle()`
     after each delivered message and after adding new top-level actions.
     """
 
@@ -97,21 +97,15 @@ class ActionTracker:
         """Retry allocations at the moment the shim stopped awaiting (None while it awaits)."""
         self._retry_allocations = 0
         self._by_id: dict[int, ActionNode] = {}
-        self._by_event: dict[str, list[ActionNode]] = {}
         self.misattributed: Optional[int] = None
         """Index of the first top-level action the extension would number differently."""
         self.delayed: list[tuple[int, float]] = []
         """(top-level index, seconds) of actions the extension would invoke later than here."""
 
-    def leaf(self, task_id: Optional[int] = None, event: Optional[str] = None) -> ActionNode:
-        """Create a leaf for a sequence id (or an external-event name)."""
+    def leaf(self, task_id: int) -> ActionNode:
+        """Create a leaf for a sequence id."""
         node = ActionNode("leaf")
-        if task_id is not None:
-            self._by_id[task_id] = node
-        elif event is not None:
-            self._by_event.setdefault(event, []).append(node)
-        else:
-            node.done = True
+        self._by_id[task_id] = node
         return node
 
     def leaf_done(self, task_id: int) -> None:
@@ -119,12 +113,6 @@ class ActionTracker:
         node = self._by_id.pop(task_id, None)
         if node is not None:
             node.done = True
-
-    def event_done(self, name: str) -> None:
-        """Record that an external event with this name arrived."""
-        waiting = self._by_event.get(name)
-        if waiting:
-            waiting.pop(0).done = True
 
     def retry_allocation(self) -> None:
         """A retry timer or re-attempt took a sequence id (in both runtimes, at this event)."""

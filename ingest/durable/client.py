@@ -1,11 +1,11 @@
 """A durable-client double: the SDK's own `DurableOrchestrationClient`, wired to the runtime.
 
 The real client talks HTTP to the Durable extension's management API (`rpcBaseUrl`). This
-double is the SDK client class itself with its three HTTP callables replaced by
-`LocalManagementApi`, which answers the same routes from a `LocalDurableRuntime`. So
-`start_new`, `get_status`, `create_check_status_response`, `terminate` and
-`wait_for_completion_or_create_check_status_response` run the SDK's real code, and an HTTP
-starter written against the real client runs unchanged:
+double is the SDK client class itself with its HTTP callables replaced by
+`LocalManagementApi`, which answers the two routes the starters use (start an instance, read
+its status) from a `LocalDurableRuntime`. So `start_new`, `get_status` and
+`create_check_status_response` run the SDK's real code, and an HTTP starter written against
+the real client runs unchanged:
 
     client = LocalDurableClient(runtime)
     response = await http_start.client_function(req, client)   # the starter's user code
@@ -79,10 +79,9 @@ def client_binding(origin: str = LOCAL_ORIGIN, task_hub: str = "LocalTaskHub",
 class LocalDurableClient(df.DurableOrchestrationClient):
     """`DurableOrchestrationClient` backed by a `LocalDurableRuntime` instead of HTTP.
 
-    Supported: `start_new`, `get_status`, `get_status_all`, `terminate`, `raise_event`,
-    `purge_instance_history`, `create_check_status_response`,
-    `create_http_management_payload`, `wait_for_completion_or_create_check_status_response`.
-    Other management calls get HTTP 501 and the SDK raises.
+    Supported: `start_new`, `get_status` (and what the SDK builds on them:
+    `create_check_status_response`, `create_http_management_payload`). Other management calls
+    (terminate, raise_event, purge...) get HTTP 501 and the SDK raises.
 
     Args:
         runtime: The runtime that runs the orchestrations.
@@ -100,7 +99,7 @@ class LocalDurableClient(df.DurableOrchestrationClient):
 
 
 class LocalManagementApi:
-    """The subset of the extension's management HTTP API that the SDK client calls.
+    """The part of the extension's management HTTP API that the starters use.
 
     Each method returns `[status_code, body]` like `azure.durable_functions`'s
     `http_utils` helpers.
@@ -113,23 +112,16 @@ class LocalManagementApi:
     async def post(self, url: str, data: Any = None, trace_parent: Optional[str] = None,
                    trace_state: Optional[str] = None,
                    function_invocation_id: Optional[str] = None) -> list[Any]:
-        """POST routes: start, terminate, raise event."""
-        parts, query = self._route(url)
+        """POST route: start an orchestration."""
+        parts, _ = self._route(url)
         if parts[:1] == ["orchestrators"] and len(parts) in (2, 3):
             return self._start(parts[1], parts[2] if len(parts) == 3 else None, data, trace_parent, trace_state)
-        if parts[:1] == ["instances"] and len(parts) == 3 and parts[2] == "terminate":
-            return self._terminate(parts[1], query.get("reason", [""])[0])
-        if parts[:1] == ["instances"] and len(parts) == 4 and parts[2] == "raiseEvent":
-            return self._raise_event(parts[1], parts[3], data)
         return [501, {"Message": f"not supported by the local durable runtime: POST {url}"}]
 
     async def get(self, url: str, function_invocation_id: Optional[str] = None) -> list[Any]:
-        """GET routes: status of one instance, or of all."""
+        """GET route: status of one instance."""
         parts, query = self._route(url)
         show_history = query.get("showHistory", [""])[0].lower() == "true"
-        if parts == ["instances"]:
-            statuses = self._runtime.list_instances(show_history=False)
-            return [200, [self._status_body(s, False) for s in statuses]]
         if parts[:1] == ["instances"] and len(parts) == 2:
             status = self._runtime.get_status(parts[1], show_history=show_history)
             if status is None:
@@ -139,14 +131,7 @@ class LocalManagementApi:
         return [501, {"Message": f"not supported by the local durable runtime: GET {url}"}]
 
     async def delete(self, url: str, function_invocation_id: Optional[str] = None) -> list[Any]:
-        """DELETE route: purge one finished instance."""
-        parts, _ = self._route(url)
-        if parts[:1] == ["instances"] and len(parts) == 2:
-            try:
-                deleted = self._runtime.purge(parts[1])
-            except ValueError as exc:
-                return [400, {"Message": str(exc)}]
-            return [200, {"instancesDeleted": 1}] if deleted else [404, ""]
+        """No DELETE route (purge) is supported."""
         return [501, {"Message": f"not supported by the local durable runtime: DELETE {url}"}]
 
     # --- routes -----------------------------------------------------------------------------
@@ -175,23 +160,6 @@ class LocalManagementApi:
         links = {key: value.replace(self._management_urls["id"], instance_id)
                  for key, value in self._management_urls.items()}
         return [202, links]
-
-    def _terminate(self, instance_id: str, reason: str) -> list[Any]:
-        try:
-            running = self._runtime.terminate(instance_id, reason)
-        except KeyError:
-            return [404, ""]
-        return [202, ""] if running else [410, ""]
-
-    def _raise_event(self, instance_id: str, event_name: str, data: Any) -> list[Any]:
-        try:
-            self._runtime.raise_event(instance_id, event_name,
-                                      None if data is None else json.loads(data))
-        except KeyError:
-            return [404, ""]
-        except ValueError:
-            return [410, ""]
-        return [202, ""]
 
     @staticmethod
     def _status_body(status: OrchestrationResult, show_history: bool) -> dict[str, Any]:

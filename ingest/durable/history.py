@@ -52,7 +52,7 @@ def execution_started(at: datetime, name: str, input_json: Optional[str], instan
 
 
 def execution_completed(at: datetime, status: str, result: Optional[str]) -> dict[str, Any]:
-    """ExecutionCompleted with `OrchestrationStatus` Completed, Failed or ContinuedAsNew."""
+    """ExecutionCompleted with `OrchestrationStatus` Completed or Failed."""
     return _event(HistoryEventType.EXECUTION_COMPLETED, at, OrchestrationStatus=status,
                   Result=result)
 
@@ -120,8 +120,3 @@ def sub_orchestration_failed(at: datetime, task_id: int, reason: str,
     """SubOrchestrationInstanceFailed, shaped like TaskFailed."""
     return _event(HistoryEventType.SUB_ORCHESTRATION_INSTANCE_FAILED, at,
                   TaskScheduledId=task_id, Reason=reason, Details=details)
-
-
-def event_raised(at: datetime, name: str, input_json: Optional[str]) -> dict[str, Any]:
-    """EventRaised: an external event; the SDK matches it to `wait_for_external_event` by name."""
-    return _event(HistoryEventType.EVENT_RAISED, at, Name=name, Input=input_json)

@@ -1,6 +1,6 @@
 """State of one orchestration instance and the messages that reach it.
 
-An instance owns the history of its current execution (both as event dicts and as the
+An instance owns the history of its execution (both as event dicts and as the
 serialised JSON sent to the SDK on the next replay), its sequence-id counter, the retry
 bookkeeping of `*_with_retry` calls and an inbox of messages not yet replayed.
 """
@@ -44,16 +44,7 @@ class TimerFired:
     at: datetime
 
 
-@dataclass
-class EventRaised:
-    """An external event was raised for the instance."""
-
-    name: str
-    input_json: Optional[str]
-    at: datetime
-
-
-Message = Union[Outcome, TimerFired, EventRaised]
+Message = Union[Outcome, TimerFired]
 
 
 # --- per-instance state ---------------------------------------------------------------------
@@ -131,10 +122,6 @@ class Instance:
         """The instance's `orchestration:<name>` span (`tracing.py`)."""
         self.trace_context: Any = None
         """The context with that span: its activities and sub-orchestrations run under it."""
-        self.reset_execution(input_json)
-
-    def reset_execution(self, input_json: Optional[str]) -> None:
-        """Start a fresh execution (at creation and on ContinueAsNew)."""
         self.input_json = input_json
         self.execution_id = uuid.uuid4().hex
         self.events: list[dict[str, Any]] = []

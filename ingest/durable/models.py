@@ -13,7 +13,6 @@ FAILED = "Failed"
 TERMINATED = "Terminated"
 
 ACTIVE_STATUSES = (PENDING, RUNNING)
-TERMINAL_STATUSES = (COMPLETED, FAILED, TERMINATED)
 
 
 @dataclass
@@ -49,7 +48,7 @@ class OrchestrationResult:
 
 @dataclass
 class RuntimeStats:
-    """Where the runtime spent its time (for the bookkeeping measurement)."""
+    """Where the runtime spent its time (`bench/orchestration_scale.py` prints it)."""
 
     episodes: int = 0
     """Orchestrator replays run."""
@@ -57,7 +56,5 @@ class RuntimeStats:
     """Time inside the SDK's replay handler (inherent: it re-runs the generator)."""
     bookkeeping_seconds: float = 0.0
     """Time in this runtime's own episode code: history, ids, dispatching."""
-    activities: int = 0
-    """Activity executions (attempts) run."""
     largest_batch: int = 0
     """Most new messages delivered to one episode."""

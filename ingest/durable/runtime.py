@@ -45,8 +45,8 @@ from .faults import (KILL, REDELIVER, TWICE, DuplicateRace, Faults, InjectedFaul
 from .functions import (FunctionIndex, OrchestratorFunction, describe_failure, index_app,
                         orchestrator_failure)
 from .ids import instance_id_problem
-from .instance import (ActivityJob, Episode, EventRaised, Instance, Message, Outcome,
-                       ParentLink, Retry, TimerFired)
+from .instance import (ActivityJob, Episode, Instance, Message, Outcome, ParentLink, Retry,
+                       TimerFired)
 from .models import (ACTIVE_STATUSES, COMPLETED, FAILED, RUNNING, TERMINATED,
                      OrchestrationResult, RuntimeStats)
 from .pool import ActivityPool
@@ -132,7 +132,7 @@ class LocalDurableRuntime:
         self._duplicates: list[threading.Thread] = []
         self._lengths: dict[str, int] = {}
         self.stats = RuntimeStats()
-        """Counters for the bookkeeping measurement (`bench_runtime.py`)."""
+        """Counters for the bookkeeping measurement (`bench/orchestration_scale.py`)."""
 
     # --- public API -----------------------------------------------------------------------
 
@@ -296,34 +296,6 @@ class LocalDurableRuntime:
             self._finish_locked(instance, TERMINATED, output=reason)
             return True
 
-    def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
-        """Deliver an external event (for `context.wait_for_external_event`).
-
-        Raises:
-            KeyError: Unknown instance id.
-            ValueError: The instance has finished.
-        """
-        input_json = df_dumps(data)
-        with self._lock:
-            instance = self._instances.get(instance_id)
-            if instance is None:
-                raise KeyError(f"no orchestration instance with id '{instance_id}'")
-            if instance.status not in ACTIVE_STATUSES:
-                raise ValueError(f"orchestration '{instance_id}' is {instance.status.lower()}")
-            self._post_locked(instance_id, instance.execution_id,
-                              EventRaised(event_name, input_json, self.now()))
-
-    def purge(self, instance_id: str) -> bool:
-        """Forget a finished instance. Returns False if unknown; raises if still running."""
-        with self._lock:
-            instance = self._instances.get(instance_id)
-            if instance is None:
-                return False
-            if instance.status in ACTIVE_STATUSES:
-                raise ValueError(f"orchestration '{instance_id}' is still running")
-            del self._instances[instance_id]
-            return True
-
     def close(self) -> None:
         """Stop the dispatcher and the idle activity threads.
 
@@ -373,8 +345,8 @@ class LocalDurableRuntime:
 
     def _post_locked(self, instance_id: str, execution_id: str, message: Message) -> None:
         instance = self._instances.get(instance_id)
-        # Messages for a finished instance or an execution that continued-as-new are dropped,
-        # as the backend drops messages for an execution id that no longer exists.
+        # Messages for a finished (or replaced) instance are dropped, as the backend drops
+        # messages for an execution id that no longer exists.
         if (instance is None or instance.execution_id != execution_id
                 or instance.status not in ACTIVE_STATUSES):
             return
@@ -593,7 +565,6 @@ class LocalDurableRuntime:
         with self._lock:
             if free_slot:
                 self._pool.job_finished()
-            self.stats.activities += 1
             outcome.at = self.now()
             self._post_locked(job.instance_id, job.execution_id, outcome)
             self._wakeup.notify_all()
@@ -692,11 +663,6 @@ class LocalDurableRuntime:
 
     def _apply(self, instance: Instance, message: Message, episode: Episode) -> None:
         """Turn one inbox message into history, doing what Durable Task's retry logic does."""
-        if isinstance(message, EventRaised):
-            episode.incoming.append(history.event_raised(message.at, message.name,
-                                                         message.input_json))
-            instance.tracker.event_done(message.name)
-            return
         if isinstance(message, TimerFired):
             episode.incoming.append(history.timer_fired(message.at, message.timer_id,
                                                         message.fire_at))
@@ -810,9 +776,6 @@ class LocalDurableRuntime:
             children = [self._schedule_action(instance, child, episode)
                         for child in action.get("compoundActions") or []]
             return ActionNode(compound_kind(action), children)
-        if action_type == int(ActionType.WAIT_FOR_EXTERNAL_EVENT):
-            # Matched by name; takes no sequence id in the SDK or in Durable Task.
-            return instance.tracker.leaf(event=action["externalEventName"])
         if action_type == int(ActionType.CREATE_TIMER):
             task_id = self._take_id(instance)
             fire_at = history.parse_timestamp(action["fireAt"])
@@ -838,7 +801,7 @@ class LocalDurableRuntime:
         return instance.tracker.leaf(task_id)
 
     def _advance(self, instance: Instance, episode: Episode, state: dict[str, Any]) -> None:
-        """Apply the state the SDK returned: finish, continue as new, or schedule new work."""
+        """Apply the state the SDK returned: finish or schedule new work."""
         if "schemaVersion" not in state:
             raise RuntimeError("the SDK answered with legacy V1 actions; "
                                "upperSchemaVersion was not honoured")
@@ -856,20 +819,19 @@ class LocalDurableRuntime:
         if state.get("isDone"):
             instance.tracker.settle(episode.now)
             self._warn_extension_differences(instance, finishing=True)
-            restart = next((a for a in new_actions
-                            if a.get("actionType") == int(ActionType.CONTINUE_AS_NEW)), None)
+            if any(a.get("actionType") == int(ActionType.CONTINUE_AS_NEW) for a in new_actions):
+                self._fail(instance, episode, _ScheduleError(
+                    "action CONTINUE_AS_NEW is not supported by the local durable runtime"))
+                return
             with self._lock:
                 if instance.status not in ACTIVE_STATUSES:  # terminated during the replay
                     return
-                if restart is not None:
-                    self._continue_as_new_locked(instance, episode, restart.get("input"))
-                else:
-                    output = state.get("output")
-                    self._commit_events_locked(instance, episode.incoming + [
-                        history.execution_completed(episode.now, COMPLETED,
-                                                    None if output is None else json.dumps(output)),
-                        history.orchestrator_completed(episode.now)])
-                    self._finish_locked(instance, COMPLETED, output=output)
+                output = state.get("output")
+                self._commit_events_locked(instance, episode.incoming + [
+                    history.execution_completed(episode.now, COMPLETED,
+                                                None if output is None else json.dumps(output)),
+                    history.orchestrator_completed(episode.now)])
+                self._finish_locked(instance, COMPLETED, output=output)
             return
 
         try:
@@ -912,17 +874,6 @@ class LocalDurableRuntime:
                            parent.orchestrator.name)
         self._create_locked(self._index.orchestrators[name], input_json, child_id, link,
                             parent.trace_context)
-
-    def _continue_as_new_locked(self, instance: Instance, episode: Episode,
-                                input_json: Optional[str]) -> None:
-        if instance.status not in ACTIVE_STATUSES:
-            return
-        instance.reset_execution(input_json)
-        instance.last_updated_time = episode.now
-        if not instance.in_ready:
-            instance.in_ready = True
-            self._ready.append(instance)
-        self._wakeup.notify_all()
 
     def _fail(self, instance: Instance, episode: Episode, failure: Exception) -> None:
         message, state = orchestrator_failure(failure)

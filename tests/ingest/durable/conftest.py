@@ -288,10 +288,10 @@ def replay_probe(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def continue_counter(context: df.DurableOrchestrationContext):
-    """Count to 3 by continuing as new."""
+    """Continue as new once (the local runtime refuses it: the app never does it)."""
     count = context.get_input()
     yield context.call_activity("noop", count)
-    if count < 3:
+    if count < 1:
         context.continue_as_new(count + 1)
         return None
     return count
@@ -401,7 +401,7 @@ def attempts_probe(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def wait_for_go(context: df.DurableOrchestrationContext):
-    """Wait for the external event "go" and return its payload."""
+    """Wait for the external event "go" (the local runtime refuses it: the app never waits)."""
     payload = yield context.wait_for_external_event("go")
     return {"got": payload}
 

@@ -51,13 +51,13 @@ def test_status_of_running_failed_and_unknown_instances(make_runtime):
     client = LocalDurableClient(runtime)
 
     async def scenario():
-        waiting = await client.start_new("wait_for_go", "fixed-id")
+        waiting = await client.start_new("timer_probe", "fixed-id", 3600)
         running = await client.get_status(waiting)
         failed_id = await client.start_new("failing_orchestrator")
         runtime.wait(failed_id, TIMEOUT)
         failed = await client.get_status(failed_id)
         unknown = await client.get_status("no-such-instance")
-        await client.terminate(waiting, "test over")
+        runtime.terminate(waiting, "test over")  # what an operator does through the extension
         terminated = await client.get_status(waiting)
         return waiting, running, failed, unknown, terminated
 
@@ -100,26 +100,23 @@ def test_http_starter_runs_unchanged(make_runtime):
     assert runtime.wait(instance_id, TIMEOUT).output == 22
 
 
-def test_events_purge_and_wait_for_completion(make_runtime):
+@pytest.mark.parametrize("call", [
+    lambda client, iid: client.terminate(iid, "stop"),
+    lambda client, iid: client.raise_event(iid, "go", {"ok": True}),
+    lambda client, iid: client.purge_instance_history(iid),
+    lambda client, iid: client.get_status_all(),
+], ids=["terminate", "raise_event", "purge", "get_status_all"])
+def test_management_calls_the_app_never_makes_are_refused(make_runtime, call):
+    """Only starting and reading a status are served; anything else raises instead of
+    reaching for the network or pretending to work."""
     runtime = make_runtime()
     client = LocalDurableClient(runtime)
-    request = http_request("http://localhost:7071/api/start")
-
-    async def scenario():
-        instance_id = await client.start_new("wait_for_go")
-        await client.raise_event(instance_id, "go", {"ok": True})
-        response = await client.wait_for_completion_or_create_check_status_response(
-            request, instance_id, timeout_in_milliseconds=10_000,
-            retry_interval_in_milliseconds=20)
-        purged = await client.purge_instance_history(instance_id)
-        gone = await client.get_status(instance_id)
-        return response, purged, gone
-
-    response, purged, gone = asyncio.run(scenario())
-    assert response.status_code == 200
-    assert json.loads(response.get_body()) == {"got": {"ok": True}}
-    assert purged.instances_deleted == 1
-    assert not gone
+    instance_id = runtime.start("timer_probe", 3600)
+    with pytest.raises(Exception, match="501|not supported"):
+        asyncio.run(call(client, instance_id))
+    assert runtime.get_status(instance_id, show_history=False).runtime_status in ("Pending",
+                                                                               "Running")
+    runtime.terminate(instance_id)
 
 
 def test_start_new_unknown_orchestrator_raises(make_runtime):
