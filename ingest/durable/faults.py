@@ -10,7 +10,8 @@ as the original. The local runtime delivers exactly once unless it is given a `F
   result is recorded (see "The kill model" below).
 - `deliver_twice_concurrently`: two executions of the same input run at once on two threads;
   the first result to finish is recorded, the other is discarded, as Durable discards a
-  completion for a task that has already completed.
+  completion for a task that has already completed. The result reaches the orchestration once
+  both have ended, so the loser's side effects are done before the orchestration moves on.
 
 The history is Durable's either way: one TaskScheduled and one TaskCompleted (or TaskFailed) per
 task id. Faults hit a task's first delivery only; redeliveries run clean.
@@ -101,11 +102,6 @@ class Faults:
             learned length). Makes kill points independent of what ran before in the process.
         measure: Trace every delivery to learn activity lengths even when no kill is configured
             (`LocalDurableRuntime.activity_lengths`), e.g. for a calibration run.
-        join_duplicates: For `deliver_twice_concurrently`, hand the winner's result to the
-            orchestration only once the loser has ended too, so the loser's side effects are
-            done before the orchestration moves on (deterministic tests). False: the loser runs
-            on freely while the orchestration continues; `LocalDurableRuntime.join_activities`
-            waits for it.
         duplicate_delay: Seconds (at most) the second copy starts after the first; the seed
             picks the delay in [0, duplicate_delay].
     """
@@ -118,7 +114,6 @@ class Faults:
     schedule: tuple[FaultRule, ...] = ()
     kill_calls: Optional[Union[int, Mapping[str, int]]] = None
     measure: bool = False
-    join_duplicates: bool = True
     duplicate_delay: float = 0.05
 
     def __post_init__(self) -> None:

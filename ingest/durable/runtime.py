@@ -129,7 +129,6 @@ class LocalDurableRuntime:
         self._occurrences: Counter[str] = Counter()
         self._fault_counts: Counter[str] = Counter()
         self._injected: list[InjectedFault] = []
-        self._duplicates: list[threading.Thread] = []
         self._lengths: dict[str, int] = {}
         self.stats = RuntimeStats()
         """Counters for the bookkeeping measurement (`bench/orchestration_scale.py`)."""
@@ -168,19 +167,6 @@ class LocalDurableRuntime:
         (only when faults trace activities: kills configured, or `Faults.measure`)."""
         with self._lock:
             return dict(self._lengths)
-
-    def join_activities(self, timeout: Optional[float] = None) -> bool:
-        """Wait for discarded duplicate executions still running (`join_duplicates=False`).
-
-        Returns:
-            True when none is left running.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            threads = list(self._duplicates)
-        for thread in threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in threads)
 
     def start(self, orchestrator_name: str, input: Any = None,
               instance_id: Optional[str] = None, *, trace_parent: Optional[str] = None,
@@ -498,9 +484,8 @@ class LocalDurableRuntime:
             self._run_twice(job, fault.duplicate_delay)
 
     def _run_twice(self, job: ActivityJob, delay: float) -> None:
-        """Run the delivery on this pool thread and a duplicate on a thread of its own."""
-        assert self._faults is not None
-        join = self._faults.join_duplicates
+        """Run the delivery on this pool thread and a duplicate on a thread of its own; record
+        the first to finish once both have ended."""
         race = DuplicateRace()
         outcomes: dict[str, Outcome] = {}
 
@@ -510,8 +495,6 @@ class LocalDurableRuntime:
                 log.info("fault %s: %s #%d (task %d of %s): the %s copy ended second (%s); "
                          "its result is discarded", TWICE, job.activity.name, job.occurrence,
                          job.task_id, job.instance_id, copy, _ending(outcome))
-            elif not join:
-                self._deliver(job, outcome, free_slot=copy == "original")
 
         def duplicate() -> None:
             bind_activity_clock(self._clock)
@@ -519,19 +502,13 @@ class LocalDurableRuntime:
             finished("duplicate", self._execute(job))
 
         thread = threading.Thread(target=duplicate, name="durable-activity-duplicate", daemon=True)
-        with self._lock:
-            self._duplicates = [t for t in self._duplicates if t.is_alive()] + [thread]
         self._record_fault(job, TWICE, f"a duplicate starts {delay * 1000:.0f} ms after the "
                                        f"original; the first to finish is recorded")
         thread.start()
         finished("original", self._execute(job))
-        if join:
-            race.both_ended.wait()
-            assert race.winner is not None
-            self._deliver(job, outcomes[race.winner], free_slot=True)
-        elif race.winner != "original":
-            with self._lock:
-                self._pool.job_finished()
+        race.both_ended.wait()
+        assert race.winner is not None
+        self._deliver(job, outcomes[race.winner], free_slot=True)
 
     def _execute(self, job: ActivityJob) -> Outcome:
         """Run the activity once; traced (to learn its length) when kills are configured."""

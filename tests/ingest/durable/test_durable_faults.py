@@ -136,13 +136,6 @@ def test_two_executions_overlap_and_the_first_to_finish_is_recorded(make_runtime
     assert any("ended second" in r.getMessage() and "discarded" in r.getMessage() for r in caplog.records)
 
 
-def test_a_free_running_duplicate_can_outlive_the_orchestration(make_runtime, ledger):
-    rt = make_runtime(faults=Faults.only(TWICE, seed=5, join_duplicates=False, duplicate_delay=0.2))
-    result = rt.run("busy_jobs", [{"key": "k", "steps": 10, "sleep": 0.3}], timeout=TIMEOUT)
-    assert result.output[0]["attempt"] == 1
-    assert rt.join_activities(TIMEOUT) and ledger.finished["k"] == 2
-
-
 # --- seeds, filters, history shapes under load --------------------------------------------------
 
 def decisions(seed: int, probability: float = 0.5, n: int = 40) -> list:
