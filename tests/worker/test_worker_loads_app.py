@@ -9,6 +9,8 @@ load and invocation handlers. Stand-ins, since the Functions host cannot run her
 protobuf classes (`host_protos.py`) and the Durable extension's management HTTP API, answered by
 a small loopback server below (`start_new` / `get_status`, nothing of our code). The durable
 client binding JSON is the one the extension sends (`ingest.durable.client.client_binding`).
+The worker loads a copy of what the deployed package holds (`.funcignore` applied, see
+`funcignore.py`): no local host (`ingest/`), bench, tests or scripts to lean on.
 
 Without the worker venv or Python 3.13 these tests skip locally and fail under CI=true.
 """
@@ -19,7 +21,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -30,10 +31,10 @@ from typing import Any, Iterator
 import pytest
 
 from tests.conftest import ROOT, service_missing
+from tests.worker.funcignore import copy_shipped
 
 WORKER_PYTHON = ROOT / ".venv-worker" / "bin" / "python"
 PROBE = Path(__file__).with_name("probe.py")
-APP_PARTS = ("function_app.py", "host.json", "activities", "orchestrations", "starters", "shared", "config")
 STARTERS = ("start_ingestion_http", "get_ingestion_status", "start_ingestion_timer", "start_ingestion_blob",
             "start_ingestion_queue")
 ADMIN = ("reset_breaker_http", "get_ingestion_report")
@@ -80,20 +81,20 @@ def validate(python: Path, app_dir: Path) -> dict[str, Any]:
 
 
 def copy_app(dest: Path) -> Path:
-    """A copy of the deployable app (what `func publish` ships) to mutate."""
-    dest.mkdir(parents=True)
-    for part in APP_PARTS:
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / part)
+    """A copy of the deployed package (the repository less what `.funcignore` leaves out)."""
+    copy_shipped(ROOT, dest)
     return dest
 
 
 @pytest.fixture(scope="module")
-def report(worker_python: Path) -> dict[str, Any]:
-    return validate(worker_python, ROOT)
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The deployed package, shared by the tests that only read it."""
+    return copy_app(tmp_path_factory.mktemp("wwwroot") / "app")
+
+
+@pytest.fixture(scope="module")
+def report(worker_python: Path, app_dir: Path) -> dict[str, Any]:
+    return validate(worker_python, app_dir)
 
 
 @pytest.fixture(scope="module")
@@ -316,11 +317,11 @@ def workbook(tmp_path: Path) -> Path:
                                                     "table_name": "items", "load_type": "FULL", "enabled": "Y"}])
 
 
-def test_activities_run_through_the_worker_converters(worker_python: Path, worker_env: dict[str, str],
+def test_activities_run_through_the_worker_converters(worker_python: Path, worker_env: dict[str, str], app_dir: Path,
                                                       workbook: Path, tmp_path: Path) -> None:
     """A whole run, activity by activity, each input decoded and each result encoded by the
     worker's activity-trigger converter (a result it cannot encode fails the invocation)."""
-    session = WorkerSession(worker_python, ROOT, worker_env)
+    session = WorkerSession(worker_python, app_dir, worker_env)
     try:
         assert session.init() == sorted({*STARTERS, *ADMIN, *ORCHESTRATORS, *ACTIVITIES})
         key = "ingestion-worker-test-20260101T000000"
@@ -345,7 +346,8 @@ def test_activities_run_through_the_worker_converters(worker_python: Path, worke
         session.close()
 
 
-def test_orchestrator_episode_through_the_worker(worker_python: Path, worker_env: dict[str, str]) -> None:
+def test_orchestrator_episode_through_the_worker(worker_python: Path, worker_env: dict[str, str],
+                                                app_dir: Path) -> None:
     """The first episode of the orchestrator as the extension delivers it (context JSON): the
     worker's orchestration-trigger converter returns the SDK's state with the load_plan call."""
     request = {"config": "config/jobs.xlsx", "only": None, "dry_run": True}
@@ -359,7 +361,7 @@ def test_orchestrator_episode_through_the_worker(worker_python: Path, worker_env
         "input": json.dumps(request), "instanceId": "ingestion-worker-test", "isReplaying": False,
         "parentInstanceId": None, "upperSchemaVersion": 2, "upperSchemaVersionNew": 2,
     }
-    session = WorkerSession(worker_python, ROOT, worker_env)
+    session = WorkerSession(worker_python, app_dir, worker_env)
     try:
         session.init()
         answer = session.call("invoke", function="ingestion_orchestrator",
@@ -373,8 +375,8 @@ def test_orchestrator_episode_through_the_worker(worker_python: Path, worker_env
         session.close()
 
 
-def test_http_starter_through_the_worker(worker_python: Path, worker_env: dict[str, str], workbook: Path,
-                                         durable_api: DurableApi) -> None:
+def test_http_starter_through_the_worker(worker_python: Path, worker_env: dict[str, str], app_dir: Path,
+                                         workbook: Path, durable_api: DurableApi) -> None:
     """POST /api/ingestions as the host delivers it (RpcHttp + durable client JSON): 202 with the
     status URLs after start_new, then 409 while that run is going, 400 for a bad body."""
     from ingest.durable.client import client_binding
@@ -393,7 +395,7 @@ def test_http_starter_through_the_worker(worker_python: Path, worker_env: dict[s
         return {"status": int(http["status_code"]), "headers": {k.lower(): v for k, v in http["headers"].items()},
                 "body": json.loads(base64.b64decode(http["body"]["bytes"]) or b"null")}
 
-    session = WorkerSession(worker_python, ROOT, worker_env)
+    session = WorkerSession(worker_python, app_dir, worker_env)
     try:
         session.init()
         body = json.dumps({"config": str(workbook), "dry_run": True}).encode()
@@ -429,7 +431,7 @@ def test_a_result_the_worker_cannot_encode_fails_the_invocation(worker_python: P
         session.close()
 
 
-def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[str, str]) -> None:
+def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[str, str], app_dir: Path) -> None:
     """POST /api/breakers/{source}/reset as the host delivers it (RpcHttp with route params): 200 with
     the closed state for a stored OPEN breaker, 404 for an unknown source, 400 for a malformed name."""
     from shared.breakers import OPEN, BreakerState, LocalBreakerStore
@@ -448,7 +450,7 @@ def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[
         http = answer["return_value"]["http"]
         return {"status": int(http["status_code"]), "body": json.loads(base64.b64decode(http["body"]["bytes"]))}
 
-    session = WorkerSession(worker_python, ROOT, worker_env)
+    session = WorkerSession(worker_python, app_dir, worker_env)
     try:
         session.init()
         done = post("shop")
@@ -462,7 +464,7 @@ def test_breaker_reset_through_the_worker(worker_python: Path, worker_env: dict[
         session.close()
 
 
-def test_run_report_through_the_worker(worker_python: Path, worker_env: dict[str, str]) -> None:
+def test_run_report_through_the_worker(worker_python: Path, worker_env: dict[str, str], app_dir: Path) -> None:
     """GET /api/ingestions/{instance_id}/report as the host delivers it: 200 with the HTML page (its
     content type and headers survive the worker's HTTP converter), 404 for an unknown run."""
     import datetime as dt
@@ -486,7 +488,7 @@ def test_run_report_through_the_worker(worker_python: Path, worker_env: dict[str
         return {"status": int(http["status_code"]), "headers": {k.lower(): v for k, v in http["headers"].items()},
                 "body": base64.b64decode(http["body"]["bytes"]).decode("utf-8")}
 
-    session = WorkerSession(worker_python, ROOT, worker_env)
+    session = WorkerSession(worker_python, app_dir, worker_env)
     try:
         session.init()
         page = get("ingestion-jobs-0a1b")
