@@ -101,7 +101,8 @@ class Faults:
             one, for every activity (int) or per activity name (mapping; names it lacks use the
             learned length). Makes kill points independent of what ran before in the process.
         measure: Trace every delivery to learn activity lengths even when no kill is configured
-            (`LocalDurableRuntime.activity_lengths`), e.g. for a calibration run.
+            (`LocalDurableRuntime.activity_lengths`), e.g. for a calibration run. Otherwise clean
+            runs are traced only while a kill may need a length that `kill_calls` lacks.
         duplicate_delay: Seconds (at most) the second copy starts after the first; the seed
             picks the delay in [0, duplicate_delay].
     """
@@ -135,10 +136,20 @@ class Faults:
         """Probability per mode."""
         return {mode: getattr(self, mode) for mode in MODES}
 
-    @property
-    def traces(self) -> bool:
-        """Whether activities are traced (kills are possible)."""
-        return self.measure or self.kill_mid_activity > 0 or any(r.mode == KILL for r in self.schedule)
+    def learns_length(self, activity: str) -> bool:
+        """Whether a clean run of `activity` is traced to learn its length in call events.
+
+        Only for a calibration (`measure`), or when a kill may hit the activity and `kill_calls`
+        does not give its length (tracing makes an activity two to three times slower).
+        """
+        if not self.applies_to(activity):
+            return False
+        if self.measure:
+            return True
+        kills = self.kill_mid_activity > 0 or any(r.mode == KILL for r in self.schedule)
+        given = isinstance(self.kill_calls, int) or (isinstance(self.kill_calls, Mapping)
+                                                     and activity in self.kill_calls)
+        return kills and not given
 
     def applies_to(self, activity: str) -> bool:
         """Whether `activity` is subject to faults at all."""

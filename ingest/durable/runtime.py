@@ -164,7 +164,7 @@ class LocalDurableRuntime:
     @property
     def activity_lengths(self) -> dict[str, int]:
         """Call events of the last complete traced run of each activity in this runtime
-        (only when faults trace activities: kills configured, or `Faults.measure`)."""
+        (only for activities traced to learn their length: `Faults.learns_length`)."""
         with self._lock:
             return dict(self._lengths)
 
@@ -511,11 +511,11 @@ class LocalDurableRuntime:
         self._deliver(job, outcomes[race.winner], free_slot=True)
 
     def _execute(self, job: ActivityJob) -> Outcome:
-        """Run the activity once; traced (to learn its length) when kills are configured."""
+        """Run the activity once; traced when it must learn its length (`Faults.learns_length`)."""
         faults = self._faults
         error: Optional[BaseException] = None
         result = ""
-        if faults is not None and faults.traces and faults.applies_to(job.activity.name):
+        if faults is not None and faults.learns_length(job.activity.name):
             result, error, switch = run_traced(lambda: self._invoke(job),
                                                job.activity.name, None)
             if error is None:

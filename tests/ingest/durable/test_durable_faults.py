@@ -112,6 +112,20 @@ def test_a_kill_point_past_the_end_kills_just_before_the_result_is_recorded(make
     assert rt.injected_faults[0].detail.startswith("killed at the end")
 
 
+def test_clean_runs_are_traced_only_while_a_kill_needs_their_length(make_runtime):
+    """Tracing slows an activity down severalfold: lengths given in `kill_calls` spare it."""
+    kill_second = (FaultRule("busy", 2, KILL),)
+    given = make_runtime(faults=Faults(schedule=kill_second, kill_calls={"busy": 5_000}))
+    assert given.run("busy_jobs", [{"key": "a", "steps": 10}], timeout=TIMEOUT).succeeded
+    assert given.activity_lengths == {}
+    learning = make_runtime(faults=Faults(schedule=kill_second, kill_calls={"other": 5_000}))
+    assert learning.run("busy_jobs", [{"key": "b", "steps": 10}], timeout=TIMEOUT).succeeded
+    assert learning.activity_lengths["busy"] > 10
+    measuring = make_runtime(faults=Faults(measure=True, kill_calls=5_000))
+    assert measuring.run("busy_jobs", [{"key": "c", "steps": 10}], timeout=TIMEOUT).succeeded
+    assert measuring.activity_lengths["busy"] > 10
+
+
 def test_kill_fractions_apply_to_kill_calls_when_given(make_runtime, ledger):
     faults = Faults(seed=3, kill_mid_activity=1.0, kill_calls=DEFAULT_KILL_CALLS * 10)
     decision = faults.decide("busy", 1)
