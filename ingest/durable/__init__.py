@@ -34,40 +34,28 @@ May import: the Durable SDK, the OpenTelemetry API and `shared.redaction`; it is
 does not import it.
 """
 
-from .client import LocalDurableClient, LocalManagementApi, client_binding
+from .client import LocalDurableClient
 from .clock import activity_sleep
-from .faults import (KILL, MODES, REDELIVER, TWICE, ActivityKilled, FaultRule, Faults,
-                     InjectedFault)
-from .functions import (ActivityFunction, ClientFunction, FunctionIndex, OrchestratorFunction,
-                        index_app)
-from .models import (COMPLETED, FAILED, PENDING, RUNNING, TERMINATED, OrchestrationResult,
-                     RuntimeStats)
+from .faults import KILL, MODES, REDELIVER, TWICE, ActivityKilled, FaultRule, Faults
+from .functions import index_app
+from .models import COMPLETED, FAILED, RUNNING, TERMINATED, OrchestrationResult
 from .runtime import LocalDurableRuntime
 
 __all__ = [
     "COMPLETED",
     "FAILED",
-    "PENDING",
     "RUNNING",
     "TERMINATED",
     "KILL",
     "MODES",
     "REDELIVER",
     "TWICE",
-    "ActivityFunction",
     "ActivityKilled",
     "FaultRule",
     "Faults",
-    "InjectedFault",
-    "ClientFunction",
-    "FunctionIndex",
     "LocalDurableClient",
     "LocalDurableRuntime",
-    "LocalManagementApi",
     "OrchestrationResult",
-    "OrchestratorFunction",
-    "RuntimeStats",
     "activity_sleep",
-    "client_binding",
     "index_app",
 ]

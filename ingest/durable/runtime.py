@@ -140,11 +140,6 @@ class LocalDurableRuntime:
         """The app's orchestrators and activities."""
         return self._index
 
-    @property
-    def virtual_time(self) -> bool:
-        """Whether this runtime simulates time."""
-        return self._clock.virtual
-
     def now(self) -> datetime:
         """The runtime's current time (virtual or real UTC)."""
         return self._clock.now()
