@@ -64,10 +64,15 @@ class LocalTableLock:
                     fh.close()
                     raise LockTimeout(f"table {self.table} is locked by {other}; gave up after {_wait_seconds():.0f} s")
                 time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(holder_text(self.holder))
-        fh.flush()
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(holder_text(self.holder))
+            fh.flush()
+        except BaseException:  # an error (or a kill) between taking the lock and handing it out
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+            raise
         self._fh = fh
 
     def assert_held(self) -> None:
