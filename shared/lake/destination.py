@@ -23,7 +23,7 @@ class LakeFilesystem(filesystem):  # type: ignore[misc]
 
     dlt's `capabilities()` resolves a partial destination configuration from every config
     provider on every call (~17 times in one job, a third of a small job's time); the result
-    depends only on the providers and the pipeline's config section, neither of which changes
+    depends only on the providers and the pipeline name in the config section context, neither of which changes
     during one attempt. The capabilities themselves are built afresh on each call (callers
     modify them), and the destination's type and name stay `filesystem`'s.
     """
@@ -36,8 +36,9 @@ class LakeFilesystem(filesystem):  # type: ignore[misc]
     def capabilities(self, config: Any = None, naming: Any = None) -> Any:
         if config is not None:
             return super().capabilities(config, naming)
-        section = Container()[ConfigSectionContext]
-        key = (section.pipeline_name, tuple(section.sections), section.source_state_key)
+        # Destination.configuration passes its own sections, so of the context only the pipeline
+        # name takes part in the lookup (dlt's `_resolve_single_value`).
+        key = Container()[ConfigSectionContext].pipeline_name
         with _CAPABILITY_LOCK:
             # Not set in __init__: dlt reads the factory's own __init__ signature to tell explicit arguments.
             configs = self.__dict__.setdefault("_capability_configs", {})
