@@ -1,14 +1,15 @@
 """Many small one-table jobs through our CLI: total time, cost per job, and the fixed cost per run.
 
     .venv/bin/python -m bench.small_jobs [--jobs 500] [--rows 100] [--engine sqlite|postgresql|both]
-        [--repeat 1] [--schema bench_small_jobs] [--check]
+        [--repeat 1] [--schema bench_small_jobs] [--code CHECKOUT ...] [--check]
 
 Per engine, N tables of `--rows` rows each (SQLite: one file in the temp folder; PostgreSQL: the
 schema `--schema` of the bench database, both created when missing) become a workbook of N FULL
 jobs, and `python -m ingest run` runs it in a fresh folder (whole process, start to exit). Then the
 same CLI runs a workbook of one of those tables: its whole-process time minus the job's own
 `duration_seconds` from the metrics is the fixed cost per run; `(total - fixed) / N` is the cost
-per job. Runs are interleaved (one-job, N-job, one-job, ...) and medians are printed.
+per job. Runs are interleaved (one-job, N-job, one-job, ...) and medians are printed. `--code`
+(repeatable) runs the CLI of other checkouts too, interleaved, to compare before and after.
 
 Exit status: 1 when a run fails or lands the wrong row count; with `--check`, also when a target
 of issue 12 is missed: fixed cost per run <= 1 s, cost per job <= 0.1 s, and (with 500 PostgreSQL
@@ -126,7 +127,10 @@ def write_workbook(path: Path, engine: str, tables: list[str], schema: str) -> N
 
 
 def run_cli(workbook: Path, env: dict[str, str], rows: int, jobs: int, work_root: Path) -> tuple[float, list[dict]]:
-    """One whole `python -m ingest run` in a fresh folder: (seconds, metrics jobs); checks every job landed."""
+    """One whole `python -m ingest run` in a fresh folder: (seconds, metrics jobs); checks every job landed.
+
+    The code that runs is the checkout on `env["PYTHONPATH"]`.
+    """
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work_root))
     command = [sys.executable, "-m", "ingest", "run", str(workbook), "--lake", str(run_dir / "lake"),
                "--metrics-out", str(run_dir / "metrics.json")]
@@ -143,8 +147,8 @@ def run_cli(workbook: Path, env: dict[str, str], rows: int, jobs: int, work_root
     return seconds, metrics
 
 
-def measure(engine: str, args: argparse.Namespace, work_root: Path) -> EngineRuns:
-    """Interleaved one-job and N-job runs of one engine."""
+def measure(engine: str, args: argparse.Namespace, work_root: Path) -> dict[str, EngineRuns]:
+    """Interleaved one-job and N-job runs of one engine, per checkout (`--code`): label -> runs."""
     sqlite_file = Path(tempfile.gettempdir()) / f"bench_small_jobs_{args.rows}.sqlite"
     if engine == "sqlite":
         ensure_sqlite(sqlite_file, args.jobs, args.rows)
@@ -154,18 +158,25 @@ def measure(engine: str, args: argparse.Namespace, work_root: Path) -> EngineRun
     one, many = work_root / f"{engine}_one.xlsx", work_root / f"{engine}_{args.jobs}.xlsx"
     write_workbook(one, engine, tables[:1], args.schema)
     write_workbook(many, engine, tables, args.schema)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false",
-           **secrets_env(engine, sqlite_file)}
-    runs = EngineRuns(args.jobs)
+    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", **secrets_env(engine, sqlite_file)}
+    codes = [Path(c).resolve() for c in (args.code or [ROOT])]
+    results = {_label(engine, code, len(codes)): EngineRuns(args.jobs) for code in codes}
     for i in range(args.repeat):
-        seconds, jobs = run_cli(one, env, args.rows, 1, work_root)
-        runs.fixed.append(seconds - jobs[0]["duration_seconds"])
-        seconds, jobs = run_cli(many, env, args.rows, args.jobs, work_root)
-        runs.totals.append(seconds)
-        print(f"  ({engine} run {i + 1}/{args.repeat}: one job {runs.fixed[-1]:.2f} s outside the job; "
-              f"{args.jobs} jobs {seconds:.2f} s; jobs' own time summed "
-              f"{sum(j['duration_seconds'] for j in jobs):.2f} s)", file=sys.stderr, flush=True)
-    return runs
+        for code, runs in zip(codes, results.values()):
+            code_env = {**env, "PYTHONPATH": str(code)}
+            seconds, jobs = run_cli(one, code_env, args.rows, 1, work_root)
+            runs.fixed.append(seconds - jobs[0]["duration_seconds"])
+            seconds, jobs = run_cli(many, code_env, args.rows, args.jobs, work_root)
+            runs.totals.append(seconds)
+            print(f"  ({_label(engine, code, len(codes))} run {i + 1}/{args.repeat}: one job {runs.fixed[-1]:.2f} s "
+                  f"outside the job; {args.jobs} jobs {seconds:.2f} s; jobs' own time summed "
+                  f"{sum(j['duration_seconds'] for j in jobs):.2f} s)", file=sys.stderr, flush=True)
+    return results
+
+
+def _label(engine: str, code: Path, codes: int) -> str:
+    """`engine`, or `engine@<checkout folder>` when several checkouts are compared."""
+    return engine if codes == 1 else f"{engine}@{code.name}"
 
 
 def judge(results: dict[str, EngineRuns]) -> tuple[list[str], int]:
@@ -178,11 +189,12 @@ def judge(results: dict[str, EngineRuns]) -> tuple[list[str], int]:
         missed += not ok
         lines.append(f"  [{'ok' if ok else 'MISSED':^8}] {text}: {value:.2f} (target <= {bound:g})")
 
-    for engine, runs in results.items():
-        line(f"{engine}: fixed cost per run, seconds", runs.fixed_cost, FIXED_COST_TARGET)
-        line(f"{engine}: cost per job, seconds ({runs.jobs} jobs)", runs.per_job, PER_JOB_TARGET)
+    for label, runs in results.items():
+        engine = label.split("@")[0]
+        line(f"{label}: fixed cost per run, seconds", runs.fixed_cost, FIXED_COST_TARGET)
+        line(f"{label}: cost per job, seconds ({runs.jobs} jobs)", runs.per_job, PER_JOB_TARGET)
         if engine == "postgresql" and runs.jobs == 500:
-            line("500 small PostgreSQL jobs, seconds", runs.total, PG_500_TARGET)
+            line(f"{label}: 500 small PostgreSQL jobs, seconds", runs.total, PG_500_TARGET)
     return lines, missed
 
 
@@ -194,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each workbook; medians are printed")
     parser.add_argument("--schema", default="bench_small_jobs", help="PostgreSQL schema of the tables")
+    parser.add_argument("--code", action="append", metavar="CHECKOUT",
+                        help="run the CLI of this checkout (repeatable: runs interleaved; default this one)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -204,14 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     work_root = Path(tempfile.mkdtemp(prefix="bench-small-jobs-"))
     try:
-        results = {engine: measure(engine, args, work_root) for engine in engines}
+        results = {label: runs for engine in engines for label, runs in measure(engine, args, work_root).items()}
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     print(f"{args.jobs} one-table jobs of {args.rows} rows, whole process start to exit, "
           f"median of {args.repeat}, {os.cpu_count()} cores")
-    print(f"  {'engine':<12} {'total s':>9} {'per job s':>10} {'fixed s':>8}   runs (s)")
-    for engine, r in results.items():
-        print(f"  {engine:<12} {r.total:>9.2f} {r.per_job:>10.3f} {r.fixed_cost:>8.2f}   "
+    width = max(12, *(len(label) for label in results))
+    print(f"  {'engine':<{width}} {'total s':>9} {'per job s':>10} {'fixed s':>8}   runs (s)")
+    for label, r in results.items():
+        print(f"  {label:<{width}} {r.total:>9.2f} {r.per_job:>10.3f} {r.fixed_cost:>8.2f}   "
               f"total {' '.join(f'{s:.2f}' for s in r.totals)}; fixed {' '.join(f'{s:.2f}' for s in r.fixed)}")
     lines, missed = judge(results)
     print("\n".join(lines))
