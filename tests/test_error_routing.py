@@ -25,6 +25,9 @@ from shared.workbook import write_workbook
 from tests.conftest import AZURITE_KEY, ROOT, _azurite_bin, free_port, in_ci, service_missing
 from tests.ingest.test_cli import cli, row
 
+AZURITE_AUTOSAVE_SECONDS = 5
+"""Azurite persists its blob metadata this often (`autosaveInterval` of its Loki stores)."""
+
 
 def _metrics(path: Path) -> dict[str, dict[str, Any]]:
     return {job["job_id"]: job for job in json.loads(path.read_text())["jobs"]}
@@ -254,6 +257,9 @@ def test_storage_killed_mid_run_fails_fast_names_the_endpoint_and_writes_metrics
 
         snapshot = lake_blobs()
         assert snapshot
+        # Azurite saves its metadata every 5 s (LokiJS autosave): a kill sooner after the first run
+        # loses that run's container on restart, which is Azurite's doing, not the dead run's.
+        time.sleep(AZURITE_AUTOSAVE_SECONDS + 0.5)
 
         main_log = tmp_path / "logs" / "main.log"
         offset = main_log.stat().st_size

@@ -2,11 +2,67 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
 from dlt.destinations import filesystem
 
+from shared.lake.azure import AZURE_PROTOCOLS
 from shared.lake.layout import LAYOUT, bucket_url
+
+FILESYSTEM_TYPE = "dlt.destinations.filesystem"
+_UNRESOLVED = object()
+_CAPABILITY_LOCK = threading.RLock()
+"""The capability config could not be resolved: dlt falls back to an empty one on every call."""
+
+
+class LakeFilesystem(filesystem):  # type: ignore[misc]
+    """dlt's `filesystem` that resolves its capability config once per config section.
+
+    dlt's `capabilities()` resolves a partial destination configuration from every config
+    provider on every call (~17 times in one job, a third of a small job's time); the result
+    depends only on the providers and the pipeline name in the config section context, neither of which changes
+    during one attempt. The capabilities themselves are built afresh on each call (callers
+    modify them), and the destination's type and name stay `filesystem`'s.
+    """
+
+    @property
+    def destination_type(self) -> str:
+        """`filesystem`'s own type (dlt derives it from the class path and keeps it in the pipeline state)."""
+        return FILESYSTEM_TYPE
+
+    def capabilities(self, config: Any = None, naming: Any = None) -> Any:
+        if config is not None:
+            return super().capabilities(config, naming)
+        # Destination.configuration passes its own sections, so of the context only the pipeline
+        # name takes part in the lookup (dlt's `_resolve_single_value`).
+        key = Container()[ConfigSectionContext].pipeline_name
+        with _CAPABILITY_LOCK:
+            # Not set in __init__: dlt reads the factory's own __init__ signature to tell explicit arguments.
+            configs = self.__dict__.setdefault("_capability_configs", {})
+            cached = configs.get(key)
+            if cached is None:
+                cached = configs[key] = self._capability_config()
+        return super().capabilities(None if cached is _UNRESOLVED else cached, naming)
+
+    def _capability_config(self) -> Any:
+        """The partial config dlt's `capabilities()` resolves when given none (captured from it)."""
+        captured: list[Any] = []
+        resolve = self.configuration
+
+        def capture(initial_config: Any, accept_partial: bool = False) -> Any:
+            resolved = resolve(initial_config, accept_partial=accept_partial)
+            captured.append(resolved)
+            return resolved
+
+        self.configuration = capture  # type: ignore[method-assign]
+        try:
+            super().capabilities()
+        finally:
+            del self.configuration
+        return captured[0] if captured else _UNRESOLVED
 
 
 def make_destination(url: Optional[str] = None) -> Any:
@@ -15,9 +71,11 @@ def make_destination(url: Optional[str] = None) -> Any:
     An Azure lake on the service's own storage account needs no dlt credentials of its own:
     they are derived from the storage connection (`shared.storage.lake_credentials`).
     """
-    from shared.lake.azure import install
     from shared.storage import lake_credentials, storage_account
 
-    install()  # Azure lake calls with bounded retries and timeouts
     root = bucket_url(url)
-    return filesystem(bucket_url=root, layout=LAYOUT, **lake_credentials(root, storage_account()))
+    if root.split("://", 1)[0] in AZURE_PROTOCOLS:
+        from shared.lake.azure import install
+
+        install()  # Azure lake calls with bounded retries and timeouts; adlfs is imported only for them
+    return LakeFilesystem(bucket_url=root, layout=LAYOUT, **lake_credentials(root, storage_account()))

@@ -26,6 +26,7 @@ from shared.sources.connectorx_loader import (
     StreamOptions,
     reads_type,
 )
+from shared.sources.reflection import reflect_table
 from shared.sources.slicing import SLICEABLE_TYPES, slice_count, split_key_range
 from shared.sources.sql_types import apply_read_plan, dlt_type, read_plan
 
@@ -213,7 +214,7 @@ class SqlSource(Source):
             with warnings.catch_warnings():
                 # Types SQLAlchemy does not know (xml, geometry...) are mapped on purpose below.
                 warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
-                table = sa.Table(self.job.table_name, metadata, autoload_with=self.engine())
+                table = reflect_table(self.job.table_name, metadata, self.engine())
             # Each column is read so that its type lands or is mapped on purpose (sql_types).
             dialect = self.engine().dialect.name
             plan = read_plan(table, dialect, self.job.keep_char_padding, self.unknown_type_names(table))
