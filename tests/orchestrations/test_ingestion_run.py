@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,42 +21,14 @@ from shared.workbook import write_workbook
 from tests.conftest import ROOT
 from tests.sources.test_postgresql import create_typed_table
 from tests.ingest.test_cli import cli
+from tests.tcp_proxy import FlakyProxy
 
 ROWS = 150_000
 
 
-class DroppingServer:
-    """Accepts TCP connections, closes them at once, counts them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.fixture
-def down_server() -> Iterator[DroppingServer]:
-    server = DroppingServer()
+def down_server() -> Iterator[FlakyProxy]:
+    server = FlakyProxy()  # no target: every connection is closed
     yield server
     server.close()
 
@@ -121,7 +91,7 @@ def _intervals(jobs: list[dict[str, Any]]) -> list[tuple[dt.datetime, dt.datetim
 
 @pytest.mark.slow
 def test_down_source_retries_opens_its_circuit_then_recovers(
-    tmp_path: Path, tables: dict[str, list[str]], down_server: DroppingServer
+    tmp_path: Path, tables: dict[str, list[str]], down_server: FlakyProxy
 ) -> None:
     workbook = tmp_path / "jobs.xlsx"
     write_workbook(workbook, [

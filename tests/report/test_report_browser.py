@@ -16,9 +16,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,63 +32,15 @@ from tests.conftest import ROOT
 from tests.ingest.test_cli import cli
 from tests.report.browser import Browser
 from tests.report.conftest import ARTIFACTS, PageServer
+from tests.tcp_proxy import FlakyProxy
 
 PG_ROWS = 20_000
 LOAD_LIMIT_SECONDS = 3.0
 
 
-class FlakyProxy:
-    """A TCP proxy to PostgreSQL that closes the first `drop` connections it accepts (a source that
-    fails once, then works), and forwards every later one."""
-
-    def __init__(self, target: tuple[str, int], drop: int = 1) -> None:
-        self.target, self.drop, self.accepted = target, drop, 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def arm(self, drop: int = 1) -> None:
-        """Drop the next `drop` connections."""
-        self.drop = self.accepted + drop
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            if self.accepted <= self.drop:
-                conn.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while chunk := src.recv(1 << 16):
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
-
-
 @pytest.fixture
 def flaky_pg(pg_engine: sa.Engine) -> Iterator[FlakyProxy]:
-    proxy = FlakyProxy((pg_engine.url.host or "127.0.0.1", pg_engine.url.port or 5432))
+    proxy = FlakyProxy((pg_engine.url.host or "127.0.0.1", pg_engine.url.port or 5432), drop=1)
     yield proxy
     proxy.close()
 

@@ -3,9 +3,8 @@ fallback, parallel slices (one snapshot), incremental, credentials and clean err
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pyarrow as pa
@@ -31,45 +30,6 @@ MARIA_WIDTHS = {
     "id": pa.int32(), "ti": pa.int8(), "s": pa.int16(), "m": pa.int32(), "i": pa.int32(), "b": pa.int64(),
     "u": pa.int64(), "amount": pa.decimal128(12, 2), "ts": pa.timestamp("us"), "t": pa.string(),
 }
-
-
-@pytest.fixture
-def connectorx_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The queries (one per slice) of every read the fast path opens."""
-    calls: list[list[str]] = []
-    real = connectorx_loader._open_stream
-
-    def spy(options: StreamOptions, queries: list[str], batch_size: int, pre_queries: Any) -> Any:
-        calls.append(list(queries))
-        return real(options, queries, batch_size, pre_queries)
-
-    monkeypatch.setattr(connectorx_loader, "_open_stream", spy)
-    return calls
-
-
-@pytest.fixture
-def four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slices follow the core count: pretend four, so that tests slice the same on any machine."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-
-
-@pytest.fixture
-def tables() -> Iterator[Callable[[sa.Engine, str, str], str]]:
-    """Create tables from DDL + INSERT and drop them afterwards."""
-    made: list[tuple[sa.Engine, str]] = []
-
-    def _make(engine: sa.Engine, name: str, ddl_and_fill: str) -> str:
-        with engine.begin() as conn:
-            for statement in ddl_and_fill.format(name=name).split(";"):
-                if statement.strip():
-                    conn.execute(sa.text(statement))
-        made.append((engine, name))
-        return name
-
-    yield _make
-    for engine, name in made:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
 
 
 def schema_of(files: list[str]) -> dict[str, pa.DataType]:

@@ -5,7 +5,6 @@ on ctid page ranges (in one snapshot, also while rows change), a small table sta
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,7 +14,6 @@ import sqlalchemy as sa
 
 from shared.runner import run_job
 from shared.sources import connectorx_loader
-from shared.sources.connectorx_loader import StreamOptions
 from shared.workbook.models import Job
 from tests.checksums import parquet_checksums, read_parquet, source_checksums
 
@@ -25,26 +23,6 @@ PG_FILL = (
     "CASE WHEN g % 9 = 0 THEN NULL ELSE g * 1.25 END, CASE WHEN g % 5 = 0 THEN NULL ELSE 'zeile ☕ ' || g END, "
     "timestamp '2024-01-01' + g * interval '1 second' FROM generate_series(0, {last}) g"
 )
-
-
-@pytest.fixture
-def four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slices follow the core count: pretend four, so that tests slice the same on any machine."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The queries (one per slice) of every connectorx read."""
-    calls: list[list[str]] = []
-    real = connectorx_loader._open_stream
-
-    def spy(options: StreamOptions, queries: list[str], batch_size: int, pre_queries: Any) -> Any:
-        calls.append(list(queries))
-        return real(options, queries, batch_size, pre_queries)
-
-    monkeypatch.setattr(connectorx_loader, "_open_stream", spy)
-    return calls
 
 
 @pytest.fixture
@@ -118,7 +96,7 @@ def assert_landed_once(result: Any, expected: dict[str, Any], rows: int) -> None
 
 
 def test_postgresql_composite_key_slices_on_its_leading_column_in_one_snapshot(
-    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, reads: list, four_cores: None,
+    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     table = f"{pg_schema}.lines"
@@ -134,7 +112,7 @@ def test_postgresql_composite_key_slices_on_its_leading_column_in_one_snapshot(
 
 
 def test_postgresql_keyless_table_slices_on_ctid_pages_in_one_snapshot(
-    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, reads: list, four_cores: None,
+    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     table = f"{pg_schema}.heap"
@@ -144,9 +122,9 @@ def test_postgresql_keyless_table_slices_on_ctid_pages_in_one_snapshot(
     job = Job("postgresql", "erp", "heap", "FULL", schema_name=pg_schema, chunk_size=1_000)
     # Each slice is a TID range scan, not a scan of the whole table.
     run_job(job, bucket_url=str(lake / "plain"))
-    assert len(reads) == 1 and len(reads[0]) == 4 and all("ctid" in q for q in reads[0])
+    assert len(connectorx_reads) == 1 and len(connectorx_reads[0]) == 4 and all("ctid" in q for q in connectorx_reads[0])
     with pg_engine.connect() as conn:
-        plan = "\n".join(conn.execute(sa.text(f"EXPLAIN {reads[0][1]}")).scalars())
+        plan = "\n".join(conn.execute(sa.text(f"EXPLAIN {connectorx_reads[0][1]}")).scalars())
     assert "Tid Range Scan" in plan, plan
 
     change_while_reading(monkeypatch, pg_engine, table, key_moves=False)
@@ -157,7 +135,7 @@ def test_postgresql_keyless_table_slices_on_ctid_pages_in_one_snapshot(
 
 
 def test_postgresql_before_14_reads_a_keyless_table_as_one_stream(
-    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, reads: list, four_cores: None,
+    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without TID range scans each ctid slice would scan the whole table: one stream instead."""
@@ -167,11 +145,11 @@ def test_postgresql_before_14_reads_a_keyless_table_as_one_stream(
     result = run_job(Job("postgresql", "erp", "heap", "FULL", schema_name=pg_schema, chunk_size=1_000),
                      bucket_url=str(lake))
     assert (result.status, result.rows_processed) == ("success", 20_000), result.error
-    assert [len(q) for q in reads] == [1] and "ctid" not in reads[0][0]
+    assert [len(q) for q in connectorx_reads] == [1] and "ctid" not in connectorx_reads[0][0]
 
 
 def test_small_postgresql_tables_stay_one_stream(
-    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, reads: list, four_cores: None,
+    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pg_table(pg_engine, f"{pg_schema}.small_key", 1_500, ", PRIMARY KEY (a, b)")
@@ -182,11 +160,11 @@ def test_small_postgresql_tables_stay_one_stream(
             result = run_job(Job("postgresql", "erp", name, "FULL", schema_name=pg_schema, chunk_size=1_000),
                              bucket_url=str(lake / name))
             assert (result.status, result.rows_processed) == ("success", 1_500), result.error
-    assert [len(q) for q in reads] == [1, 1] and "slice(s)" not in caplog.text
+    assert [len(q) for q in connectorx_reads] == [1, 1] and "slice(s)" not in caplog.text
 
 
 def test_mariadb_composite_key_slices_on_its_leading_column(
-    mariadb_engine: sa.Engine, maria_schema: str, mariadb_secrets: Any, lake: Path, reads: list, four_cores: None,
+    mariadb_engine: sa.Engine, maria_schema: str, mariadb_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with mariadb_engine.begin() as conn:
@@ -213,11 +191,11 @@ def test_mariadb_composite_key_slices_on_its_leading_column(
                         bucket_url=str(lake / "small"))
     assert_landed_once(result, expected, 20_000)
     assert (small.status, small.rows_processed) == ("success", 1_500), small.error
-    assert [len(q) for q in reads] == [4, 1] and "table small: reading" not in caplog.text
+    assert [len(q) for q in connectorx_reads] == [4, 1] and "table small: reading" not in caplog.text
 
 
 def test_postgresql_partitioned_keyless_table_reads_one_stream(
-    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, reads: list, four_cores: None,
+    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
 ) -> None:
     """A partitioned table keeps no rows in its own pages: no ctid slices (each would miss rows)."""
     with pg_engine.begin() as conn:
@@ -234,4 +212,4 @@ def test_postgresql_partitioned_keyless_table_reads_one_stream(
     result = run_job(Job("postgresql", "erp", "parts", "FULL", schema_name=pg_schema, chunk_size=1_000),
                      bucket_url=str(lake))
     assert (result.status, result.rows_processed) == ("success", 20_000), result.error
-    assert [len(q) for q in reads] == [1] and "ctid" not in reads[0][0]
+    assert [len(q) for q in connectorx_reads] == [1] and "ctid" not in connectorx_reads[0][0]

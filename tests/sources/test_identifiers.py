@@ -59,24 +59,32 @@ class Database:
                 )
 
 
+@pytest.fixture
+def pg_shop(pg_engine: sa.Engine, pg_secrets: Callable[[str], None]) -> Iterator[Database]:
+    """The tests' PostgreSQL schema with the `shop` source's secrets; dropped afterwards."""
+    pg_secrets("shop")
+    db = Database(pg_engine, "jsonb")
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {db.q(SCHEMA)}"))
+    yield db
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {db.q(SCHEMA)} CASCADE"))
+
+
 @pytest.fixture(params=["postgresql", "mysql"])
-def database(request: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Database]]:
+def database(request: Any) -> Iterator[tuple[str, Database]]:
     kind = request.param
     if kind == "postgresql":
-        engine = request.getfixturevalue("pg_engine")
-        request.getfixturevalue("pg_secrets")("shop")
-        db = Database(engine, "jsonb")
-        create, drop = f"CREATE SCHEMA IF NOT EXISTS {db.q(SCHEMA)}", f"DROP SCHEMA {db.q(SCHEMA)} CASCADE"
-    else:
-        engine = request.getfixturevalue("mariadb_engine")
-        request.getfixturevalue("mariadb_secrets")("shop")
-        db = Database(engine, "json")
-        create, drop = f"CREATE DATABASE IF NOT EXISTS {db.q(SCHEMA)}", f"DROP DATABASE {db.q(SCHEMA)}"
+        yield kind, request.getfixturevalue("pg_shop")
+        return
+    engine = request.getfixturevalue("mariadb_engine")
+    request.getfixturevalue("mariadb_secrets")("shop")
+    db = Database(engine, "json")
     with engine.begin() as conn:
-        conn.execute(sa.text(create))
+        conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {db.q(SCHEMA)}"))
     yield kind, db
     with engine.begin() as conn:
-        conn.execute(sa.text(drop))
+        conn.execute(sa.text(f"DROP DATABASE {db.q(SCHEMA)}"))
 
 
 @pytest.fixture
@@ -122,22 +130,13 @@ def test_incremental_load_on_a_mixed_case_watermark(database: Any, table_name: s
     assert "schema_drift" not in second.extra
 
 
-def test_snake_case_option(pg_engine: sa.Engine, pg_secrets: Callable[[str], None], table_name: str,
-                           monkeypatch: pytest.MonkeyPatch, lake: Path) -> None:
-    db = Database(pg_engine, "jsonb")
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {db.q(SCHEMA)}"))
-    try:
-        db.create(table_name, False)
-        db.insert(table_name, 1, 2, False)
-        pg_secrets("shop")
-        monkeypatch.setenv(NAMING_ENV, "snake_case")
-        result = run_job(Job("postgresql", "shop", table_name, "FULL", schema_name=SCHEMA), bucket_url=str(lake))
-        assert result.status == "success", result.error
-        assert lake_columns(lake, "shop", folder_of(table_name)) == ["order_id", "customer_id", "unit_price", "updated_at"]
-    finally:
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {db.q(SCHEMA)} CASCADE"))
+def test_snake_case_option(pg_shop: Database, table_name: str, monkeypatch: pytest.MonkeyPatch, lake: Path) -> None:
+    pg_shop.create(table_name, False)
+    pg_shop.insert(table_name, 1, 2, False)
+    monkeypatch.setenv(NAMING_ENV, "snake_case")
+    result = run_job(Job("postgresql", "shop", table_name, "FULL", schema_name=SCHEMA), bucket_url=str(lake))
+    assert result.status == "success", result.error
+    assert lake_columns(lake, "shop", folder_of(table_name)) == ["order_id", "customer_id", "unit_price", "updated_at"]
 
 
 def test_a_bad_naming_setting_fails_the_job_clearly(monkeypatch: pytest.MonkeyPatch, lake: Path) -> None:
@@ -148,26 +147,17 @@ def test_a_bad_naming_setting_fails_the_job_clearly(monkeypatch: pytest.MonkeyPa
 
 
 def test_an_incremental_table_keeps_the_naming_of_its_stored_schema(
-    pg_engine: sa.Engine, pg_secrets: Callable[[str], None], table_name: str, monkeypatch: pytest.MonkeyPatch,
-    lake: Path,
+    pg_shop: Database, table_name: str, monkeypatch: pytest.MonkeyPatch, lake: Path,
 ) -> None:
     """A lake written in snake_case (as before names were kept) continues in snake_case, from its cursor."""
-    db = Database(pg_engine, "jsonb")
-    with pg_engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {db.q(SCHEMA)}"))
-    try:
-        db.create(table_name, False)
-        db.insert(table_name, 1, 2, False)
-        pg_secrets("shop")
-        job = Job("postgresql", "shop", table_name, "INCREMENTAL", schema_name=SCHEMA, watermark_column="UpdatedAt")
-        monkeypatch.setenv(NAMING_ENV, "snake_case")
-        assert run_job(job, bucket_url=str(lake)).rows_processed == 2
-        monkeypatch.delenv(NAMING_ENV)
-        db.insert(table_name, 3, 3, False)
-        second = run_job(job, bucket_url=str(lake))
-        assert (second.status, second.rows_processed) == ("success", 1), second.error
-        assert lake_columns(lake, "shop", folder_of(table_name)) == ["order_id", "customer_id", "unit_price", "updated_at"]
-        assert "schema_drift" not in second.extra
-    finally:
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {db.q(SCHEMA)} CASCADE"))
+    pg_shop.create(table_name, False)
+    pg_shop.insert(table_name, 1, 2, False)
+    job = Job("postgresql", "shop", table_name, "INCREMENTAL", schema_name=SCHEMA, watermark_column="UpdatedAt")
+    monkeypatch.setenv(NAMING_ENV, "snake_case")
+    assert run_job(job, bucket_url=str(lake)).rows_processed == 2
+    monkeypatch.delenv(NAMING_ENV)
+    pg_shop.insert(table_name, 3, 3, False)
+    second = run_job(job, bucket_url=str(lake))
+    assert (second.status, second.rows_processed) == ("success", 1), second.error
+    assert lake_columns(lake, "shop", folder_of(table_name)) == ["order_id", "customer_id", "unit_price", "updated_at"]
+    assert "schema_drift" not in second.extra

@@ -10,7 +10,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -51,26 +51,6 @@ INSERT INTO {name} VALUES
 """
 
 
-@pytest.fixture
-def make_table() -> Iterator[Callable[[sa.Engine, str, str], str]]:
-    made: list[tuple[sa.Engine, str]] = []
-
-    def _make(engine: sa.Engine, name: str, script: str) -> str:
-        with engine.begin() as conn:
-            for statement in script.format(name=name).split(";"):
-                if statement.strip():
-                    conn.execute(sa.text(statement))
-        made.append((engine, name))
-        return name
-
-    yield _make
-    for engine, name in made:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-            if engine.dialect.name == "postgresql":
-                conn.execute(sa.text(f"DROP TYPE IF EXISTS {name}_mood"))
-
-
 def source_rows(engine: sa.Engine, name: str) -> dict[int, dict[str, Any]]:
     with engine.connect() as conn:
         return {r["id"]: dict(r) for r in conn.execute(sa.text(f"SELECT * FROM {name}")).mappings()}
@@ -91,9 +71,9 @@ def iso_interval_as_psycopg2(text: str) -> dt.timedelta:
 
 
 def test_every_postgresql_type_round_trips(
-    pg_engine: sa.Engine, make_table: Any, unique_name: Any, pg_secrets: Any, lake: Path, caplog: pytest.LogCaptureFixture,
+    pg_engine: sa.Engine, tables: Any, unique_name: Any, pg_secrets: Any, lake: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    name = make_table(pg_engine, unique_name("pg_types"), PG_TYPES)
+    name = tables(pg_engine, unique_name("pg_types"), PG_TYPES)
     pg_secrets("erp")
     result = run_job(Job("postgresql", "erp", name, "FULL"), bucket_url=str(lake))
     assert result.status == "success", result.error
@@ -137,9 +117,9 @@ def test_every_postgresql_type_round_trips(
 
 
 def test_every_mariadb_type_round_trips(
-    mariadb_engine: sa.Engine, make_table: Any, unique_name: Any, mariadb_secrets: Any, lake: Path,
+    mariadb_engine: sa.Engine, tables: Any, unique_name: Any, mariadb_secrets: Any, lake: Path,
 ) -> None:
-    name = make_table(mariadb_engine, unique_name("m_types"), MARIA_TYPES)
+    name = tables(mariadb_engine, unique_name("m_types"), MARIA_TYPES)
     mariadb_secrets("shop")
     result = run_job(Job("mysql", "shop", name, "FULL"), bucket_url=str(lake))
     assert result.status == "success", result.error
@@ -178,12 +158,12 @@ def _fill_char_table(engine: sa.Engine, name: str, ids: range) -> None:
 
 @pytest.mark.parametrize("engine_name", ["pg", "maria"])
 def test_char_columns_land_trimmed_or_padded_alike_on_both_engines(
-    engine_name: str, pg_engine: sa.Engine, mariadb_engine: sa.Engine, make_table: Any, unique_name: Any,
+    engine_name: str, pg_engine: sa.Engine, mariadb_engine: sa.Engine, tables: Any, unique_name: Any,
     pg_secrets: Any, mariadb_secrets: Any, lake: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine, kind = (pg_engine, "postgresql") if engine_name == "pg" else (mariadb_engine, "mysql")
     (pg_secrets if engine_name == "pg" else mariadb_secrets)("src")
-    name = make_table(engine, unique_name("chars"), CHAR_DDL)
+    name = tables(engine, unique_name("chars"), CHAR_DDL)
     _fill_char_table(engine, name, range(1, 201))
     expected = {i: (None if i % 5 == 0 else f"c{i % 7}") for i in range(1, 201)}
 
@@ -205,12 +185,12 @@ def test_char_columns_land_trimmed_or_padded_alike_on_both_engines(
 
 @pytest.mark.parametrize("engine_name", ["pg", "maria"])
 def test_null_watermarks_load_on_the_first_run_and_are_counted_afterwards(
-    engine_name: str, pg_engine: sa.Engine, mariadb_engine: sa.Engine, make_table: Any, unique_name: Any,
+    engine_name: str, pg_engine: sa.Engine, mariadb_engine: sa.Engine, tables: Any, unique_name: Any,
     pg_secrets: Any, mariadb_secrets: Any, lake: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     engine, kind = (pg_engine, "postgresql") if engine_name == "pg" else (mariadb_engine, "mysql")
     (pg_secrets if engine_name == "pg" else mariadb_secrets)("src")
-    name = make_table(engine, unique_name("nullwm"), CHAR_DDL)
+    name = tables(engine, unique_name("nullwm"), CHAR_DDL)
     _fill_char_table(engine, name, range(1, 101))  # ids divisible by 9 have a NULL ts: 11 rows
     job = Job(kind, "src", name, "INCREMENTAL", watermark_column="ts", primary_key=("id",))
 
