@@ -36,11 +36,17 @@ def table_names(env: Any) -> set[str]:
     return {t.name for t in env.account.table_service().list_tables()}
 
 
-def test_history_reads_the_metrics_blobs(azure_env: Any) -> None:
+def azure_publisher(azure_env: Any) -> AzurePublisher:
+    """The publisher a run of `azure_env` writes its metrics with (container and queue made)."""
     container = _ensure_container(azure_env.account.blob_service(), azure_env.container)
     queue = azure_env.account.queue_service().get_queue_client(azure_env.failures_queue)
     queue.create_queue()
-    publisher = AzurePublisher(container, queue)
+    return AzurePublisher(container, queue)
+
+
+def test_history_reads_the_metrics_blobs(azure_env: Any) -> None:
+    publisher = azure_publisher(azure_env)
+    container = publisher.container
     day = dt.datetime(2026, 4, 1, 2, 0, tzinfo=dt.timezone.utc)
     publish_run(publisher, "night-1", day, [SUCCESS, FAILED])
     publish_run(publisher, "night-2", day + dt.timedelta(days=1), [SUCCESS, SUCCESS, SUCCESS])

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.publish import AzurePublisher
 from shared.results import FAILED, SUCCESS
-from shared.steps import _ensure_container
-from tests.azure.test_operator_controls import cli
+from tests.azure.test_operator_controls import azure_publisher, cli
 from tests.conftest import free_port
 from tests.report.test_report_sources import chart_points, http_get
 from tests.test_operator_controls import publish_run
@@ -21,10 +19,7 @@ from tests.test_operator_controls import publish_run
 
 @pytest.fixture
 def published(azure_env: Any) -> Any:
-    container = _ensure_container(azure_env.account.blob_service(), azure_env.container)
-    queue = azure_env.account.queue_service().get_queue_client(azure_env.failures_queue)
-    queue.create_queue()
-    publisher = AzurePublisher(container, queue)
+    publisher = azure_publisher(azure_env)
     day = dt.datetime(2026, 4, 1, 2, 0, tzinfo=dt.timezone.utc)
     publish_run(publisher, "ingestion-night-00aa", day, [SUCCESS, FAILED])
     publish_run(publisher, "ingestion-night-00aa", day + dt.timedelta(days=1), [SUCCESS, SUCCESS, SUCCESS])
