@@ -14,18 +14,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.storage import BLOB_SCHEMES
+from shared.storage import BLOB_SCHEMES, CLIENT_OPTIONS, RETRY_BACKOFF
 
 log = logging.getLogger(__name__)
 
 RETRIES = 2
 """Retries of one lake call after the first try (connect, read and 5xx alike)."""
-FIRST_BACKOFF_SECONDS = 0.5
-BACKOFF_BASE = 1.5
-"""Retry waits (the SDK's formula, `first + base**n`): 2 s, then 2.75 s."""
-CONNECT_TIMEOUT_SECONDS = 5
-READ_TIMEOUT_SECONDS = 60
-"""A socket read may wait this long (a large block upload to a slow account needs room)."""
+FIRST_BACKOFF_SECONDS = RETRY_BACKOFF["initial_backoff"]
+BACKOFF_BASE = RETRY_BACKOFF["increment_base"]
+"""Retry waits, the service's storage calls' (the SDK's formula, `first + base**n`): 2 s, then 2.75 s."""
+CONNECT_TIMEOUT_SECONDS = CLIENT_OPTIONS["connection_timeout"]
+READ_TIMEOUT_SECONDS = CLIENT_OPTIONS["read_timeout"]
+"""The service's storage timeouts: a socket read may wait 60 s (a large block upload to a slow
+account needs room)."""
 AZURE_PROTOCOLS = (*BLOB_SCHEMES, "adl")
 """Every protocol adlfs serves (ours plus Data Lake Gen1's `adl`): all get the bounded client."""
 _installed = False

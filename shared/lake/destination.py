@@ -9,13 +9,12 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
 from dlt.destinations import filesystem
 
-from shared.lake.azure import AZURE_PROTOCOLS
-from shared.lake.layout import LAYOUT, bucket_url
+from shared.lake.layout import LAYOUT, bucket_url, is_azure
 
 FILESYSTEM_TYPE = "dlt.destinations.filesystem"
 _UNRESOLVED = object()
-_CAPABILITY_LOCK = threading.RLock()
 """The capability config could not be resolved: dlt falls back to an empty one on every call."""
+_CAPABILITY_LOCK = threading.RLock()
 
 
 class LakeFilesystem(filesystem):  # type: ignore[misc]
@@ -74,7 +73,7 @@ def make_destination(url: Optional[str] = None) -> Any:
     from shared.storage import lake_credentials, storage_account
 
     root = bucket_url(url)
-    if root.split("://", 1)[0] in AZURE_PROTOCOLS:
+    if is_azure(root):
         from shared.lake.azure import install
 
         install()  # Azure lake calls with bounded retries and timeouts; adlfs is imported only for them
