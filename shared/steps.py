@@ -321,7 +321,7 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     success returns it, and one whose load committed but whose result was not stored (a crash in
     between, or a concurrent second delivery) gets its committed result from the lake.
     """
-    from shared.runner import run_job, unsafe_redelivery
+    from shared.runner import unsafe_redelivery
     from shared.secrets import use_run
 
     use_run(key)
@@ -343,13 +343,8 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
     elif not decision.allowed:
         result = _skipped(job, f"circuit open: {decision.reason}")
     else:
-        lake = LakeGate(services.breaker)
-        refusal = lake.admit()  # after a lake failure: is the lake back? (no source is contacted)
-        if refusal:
-            result = _job_result(job, FAILED, error=refusal.error, extra=refusal.extra())
-        else:
-            result = run_job(job, run_id=run_id, split_rows=services.settings.split_rows,
-                             token=job_token(key, index))
+        result, lake = _run_past_lake_gate(job, services, run_id=run_id, split_rows=services.settings.split_rows,
+                                           token=job_token(key, index))
         if isinstance(result, SplitPlan):
             # Too big for one activity: the orchestration runs one slice activity per range.
             return split_answer(index, attempt, result.ranges)
@@ -358,6 +353,18 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
         record_outcome(services.breaker, lake, job.source_name, result)  # source, lake or no breaker
     services.runs.save_result(key, index, result)
     return compact(result, index, attempt)
+
+
+def _run_past_lake_gate(job: Job, services: Services, **run_args: Any) -> tuple[Any, LakeGate]:
+    """`run_job(job, **run_args)` unless the lake's breaker refuses it (after a lake failure: is the
+    lake back? no source is contacted); the gate comes back for `record_outcome`."""
+    from shared.runner import run_job
+
+    lake = LakeGate(services.breaker)
+    refusal = lake.admit()
+    if refusal:
+        return _job_result(job, FAILED, error=refusal.error, extra=refusal.extra()), lake
+    return run_job(job, **run_args), lake
 
 
 def job_token(key: str, index: int) -> str:
@@ -373,7 +380,7 @@ def run_planned_slice(
     """One slice of a split table (one attempt) into its own staging dataset; breaker updated as
     for a job. The outcome names the staged dataset: the one the orchestration accepts is the one
     `finish_split` publishes, so a redelivered slice never adds rows."""
-    from shared.runner import run_job, split_id
+    from shared.runner import split_id
     from shared.secrets import use_run
 
     use_run(key)
@@ -383,13 +390,8 @@ def run_planned_slice(
         # A slice that cannot run fails its table; it is not retried.
         result = _job_result(job, FAILED, error=f"circuit open: {decision.reason}", extra={"retryable": False})
     else:
-        lake = LakeGate(services.breaker)
-        refusal = lake.admit()
-        if refusal:
-            result = _job_result(job, FAILED, error=refusal.error, extra=refusal.extra())
-        else:
-            result = run_job(job, run_id=run_id, key_range=key_range, slice_no=slice_no,
-                             split=split_id(job_token(key, index)))
+        result, lake = _run_past_lake_gate(job, services, run_id=run_id, key_range=key_range, slice_no=slice_no,
+                                           split=split_id(job_token(key, index)))
         record_outcome(services.breaker, lake, job.source_name, result)
     return SliceOutcome(**compact(result, index, attempt), slice=slice_no, seconds=result.duration_seconds,
                         schema_version=result.schema_version, staged=result.extra.get("staged"))
