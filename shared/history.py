@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from shared.redaction import error_line
 
@@ -85,51 +85,102 @@ def _wall_clock(jobs: list[Any]) -> Optional[float]:
         return None
 
 
-def local_history(metrics_dir: Path, last: int) -> list[RunSummary]:
-    """The newest `last` runs in a local metrics folder (empty when it does not exist)."""
-    paths = sorted(Path(metrics_dir).glob(f"{PREFIX}*.json"), key=lambda p: p.name, reverse=True)[:last]
-    out = []
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            out.append(RunSummary(name=path.name, problem=error_line(exc, with_type=True)))
-            continue
-        out.append(summarize(path.name, text))
-    return out
+class MetricsStore(Protocol):
+    """The published metrics documents of the runs."""
+
+    where: str
+    """A description for messages (folder or container URL)."""
+
+    def names(self) -> list[str]:
+        """Every metrics document's name (`metrics_*.json`), oldest first."""
+
+    def read(self, name: str) -> str:
+        """One document's text."""
 
 
-def blob_history(container_client: Any, last: int) -> list[RunSummary]:
-    """The newest `last` runs in a blob container's `metadata/` folder (empty when it is missing).
+class LocalMetrics:
+    """Metrics files in a folder."""
 
-    Raises:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.where = str(self.folder)
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.folder.glob(f"{PREFIX}*.json") if p.is_file())
+
+    def read(self, name: str) -> str:
+        return (self.folder / name).read_text(encoding="utf-8")
+
+
+class BlobMetrics:
+    """Metrics blobs under `metadata/` of the service's container.
+
+    Raises (from each method):
         StorageUnreachableError: The account could not be reached or refused access.
     """
-    from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-    from shared.storage import storage_error
+    def __init__(self, container_client: Any) -> None:
+        self.container = container_client
+        self.where = f"{container_client.url}/{METADATA_PREFIX}/"
+        url = container_client.url
+        self._host = url.split("/")[2] if "//" in url else url
 
-    host = container_client.url.split("/")[2] if "//" in container_client.url else container_client.url
-    prefix = f"{METADATA_PREFIX}/{PREFIX}"
-    try:
-        names = sorted((b for b in container_client.list_blob_names(name_starts_with=prefix) if b.endswith(".json")),
-                       reverse=True)[:last]
-    except ResourceNotFoundError:
-        return []  # no run has published yet: the container does not exist
-    except AzureError as exc:
-        raise storage_error(exc, host, "list run metrics") from None
-    out = []
-    for name in names:
+    def names(self) -> list[str]:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        from shared.storage import storage_error
+
+        prefix = f"{METADATA_PREFIX}/{PREFIX}"
         try:
-            text = container_client.download_blob(name).readall().decode("utf-8")
+            return sorted(n[len(METADATA_PREFIX) + 1:] for n in self.container.list_blob_names(name_starts_with=prefix)
+                          if n.endswith(".json") and "/" not in n[len(METADATA_PREFIX) + 1:])
         except ResourceNotFoundError:
-            continue  # deleted since the listing
+            return []  # no run has published yet: the container does not exist
         except AzureError as exc:
-            raise storage_error(exc, host, "read run metrics") from None
-        except UnicodeDecodeError as exc:
-            out.append(RunSummary(name=name.rsplit("/", 1)[-1], problem=error_line(exc, with_type=True)))
+            raise storage_error(exc, self._host, "list run metrics") from None
+
+    def read(self, name: str) -> str:
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        from shared.storage import storage_error
+
+        try:
+            return self.container.download_blob(f"{METADATA_PREFIX}/{name}").readall().decode("utf-8")
+        except ResourceNotFoundError:
+            raise FileNotFoundError(name) from None
+        except AzureError as exc:
+            raise storage_error(exc, self._host, "read run metrics") from None
+
+
+def store_from_env() -> MetricsStore:
+    """The service's metrics store: storage when an account is configured, else the local folder."""
+    from shared.settings import AppSettings
+    from shared.storage import storage_account
+
+    settings = AppSettings.from_env()
+    account = storage_account()
+    if account is None:
+        return LocalMetrics(settings.metrics_dir)
+    return BlobMetrics(account.blob_service().get_container_client(settings.container))
+
+
+def read_runs(store: MetricsStore, last: int) -> list[RunSummary]:
+    """The newest `last` runs of a metrics store; a document that cannot be read is a `problem` row,
+    one deleted since the listing is left out.
+
+    Raises:
+        StorageUnreachableError: A blob store could not be reached or refused access.
+    """
+    out = []
+    for name in sorted(store.names(), reverse=True)[:last]:
+        try:
+            text = store.read(name)
+        except FileNotFoundError:
+            continue  # deleted since the listing
+        except (OSError, UnicodeDecodeError) as exc:
+            out.append(RunSummary(name=name, problem=error_line(exc, with_type=True)))
             continue
-        out.append(summarize(name.rsplit("/", 1)[-1], text))
+        out.append(summarize(name, text))
     return out
 
 
@@ -139,14 +190,7 @@ def history(last: int = 10) -> tuple[list[RunSummary], str]:
     Storage (`INGESTION_CONTAINER`) when a storage account is configured, else the local metrics
     folder, like the runs themselves (shared/steps.py `Services.from_env`).
     """
-    from shared.settings import AppSettings
-    from shared.storage import storage_account
-
     if not 1 <= last <= MAX_LAST:
         raise ValueError(f"last: {last!r} is not between 1 and {MAX_LAST}")
-    settings = AppSettings.from_env()
-    account = storage_account()
-    if account is None:
-        return local_history(settings.metrics_dir, last), str(settings.metrics_dir)
-    container = account.blob_service().get_container_client(settings.container)
-    return blob_history(container, last), f"{account.blob_url}/{settings.container}/{METADATA_PREFIX}/"
+    store = store_from_env()
+    return read_runs(store, last), store.where

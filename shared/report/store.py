@@ -1,6 +1,6 @@
 """Where a report's metrics come from: a file, or the metrics store the runs publish to.
 
-The store is the one `history` reads (shared/history.py): blobs `metadata/metrics_*.json` in
+The store is the one `history` reads (shared/history.py, `store_from_env`): blobs `metadata/metrics_*.json` in
 `INGESTION_CONTAINER` when a storage account is configured, else `INGESTION_METRICS_DIR`. Names
 start with the run's UTC start time and end with its run id (`metrics_<YYYYMMDD_HHMMSS>_<run>.json`,
 shared/metrics.py), so a run is found by its name, and sorting names sorts runs.
@@ -12,94 +12,17 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
-from shared.history import METADATA_PREFIX, PREFIX, RunSummary, summarize
+from shared.history import (  # noqa: F401  (the store classes are re-exported: reports read the history's store)
+    BlobMetrics, LocalMetrics, MetricsStore, RunSummary, store_from_env, summarize,
+)
 
 TREND_RUNS = 30
 """Runs a report's trend covers by default."""
 MAX_INSTANCE_ID = 256
 """Longest Durable instance id; a longer one names no run."""
 _NAME = re.compile(r"^metrics_\d{8}_\d{6}_(?P<run>.+)\.json$")
-
-
-class MetricsStore(Protocol):
-    """The published metrics documents of the runs."""
-
-    where: str
-    """A description for messages (folder or container URL)."""
-
-    def names(self) -> list[str]:
-        """Every metrics document's name (`metrics_*.json`), oldest first."""
-
-    def read(self, name: str) -> str:
-        """One document's text."""
-
-
-class LocalMetrics:
-    """Metrics files in a folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.where = str(self.folder)
-
-    def names(self) -> list[str]:
-        return sorted(p.name for p in self.folder.glob(f"{PREFIX}*.json") if p.is_file())
-
-    def read(self, name: str) -> str:
-        return (self.folder / name).read_text(encoding="utf-8")
-
-
-class BlobMetrics:
-    """Metrics blobs under `metadata/` of the service's container.
-
-    Raises (from each method):
-        StorageUnreachableError: The account could not be reached or refused access.
-    """
-
-    def __init__(self, container_client: Any) -> None:
-        self.container = container_client
-        self.where = f"{container_client.url}/{METADATA_PREFIX}/"
-        url = container_client.url
-        self._host = url.split("/")[2] if "//" in url else url
-
-    def names(self) -> list[str]:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
-
-        from shared.storage import storage_error
-
-        prefix = f"{METADATA_PREFIX}/{PREFIX}"
-        try:
-            return sorted(n[len(METADATA_PREFIX) + 1:] for n in self.container.list_blob_names(name_starts_with=prefix)
-                          if n.endswith(".json") and "/" not in n[len(METADATA_PREFIX) + 1:])
-        except ResourceNotFoundError:
-            return []  # no run has published yet: the container does not exist
-        except AzureError as exc:
-            raise storage_error(exc, self._host, "list run metrics") from None
-
-    def read(self, name: str) -> str:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
-
-        from shared.storage import storage_error
-
-        try:
-            return self.container.download_blob(f"{METADATA_PREFIX}/{name}").readall().decode("utf-8")
-        except ResourceNotFoundError:
-            raise FileNotFoundError(name) from None
-        except AzureError as exc:
-            raise storage_error(exc, self._host, "read run metrics") from None
-
-
-def store_from_env() -> MetricsStore:
-    """The service's metrics store: storage when an account is configured, else the local folder."""
-    from shared.settings import AppSettings
-    from shared.storage import storage_account
-
-    settings = AppSettings.from_env()
-    account = storage_account()
-    if account is None:
-        return LocalMetrics(settings.metrics_dir)
-    return BlobMetrics(account.blob_service().get_container_client(settings.container))
 
 
 @dataclass(frozen=True)
