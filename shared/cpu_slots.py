@@ -15,9 +15,9 @@ slots, two jobs read one stream each, and a job running alone reads two.
 
 The budget is per process: `INGESTION_CPU_SLOTS`, else the usable cores (`os.sched_getaffinity`)
 divided by `FUNCTIONS_WORKER_PROCESS_COUNT`; the command line's `--max-parallel N` sets it to N
-(`configure`). The counters are changed under a plain `threading.Lock` with no Python call in
-between, so even the local runtime's simulated kill (an exception at any Python call) cannot
-leave a slot counted that no one holds, nor a lock held.
+(`configure`). The counters are changed under a plain `threading.Lock` (a C lock) with no Python
+call in between and waiting uses a C queue, so the local runtime's simulated kill (an exception
+raised at a Python call) can neither stop an update of the counters halfway nor leave a lock held.
 """
 
 from __future__ import annotations
