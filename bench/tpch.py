@@ -4,6 +4,8 @@ and timed against the bare reference, plain dlt and ingestr in the same run.
     .venv/bin/python -m bench.tpch [--sf 1] [--engine postgresql|mariadb|both] [--repeat 3]
         [--compare lineitem] [--tools ours,reference,dlt,ingestr] [--correctness-only]
         [--check] [--setup] [--database tpch_bench] [--drop]
+    .venv/bin/python -m bench.tpch --concurrency [--sf 1] [--repeat 3] [--solo-slots 1] [--largest-first]
+        [--code CHECKOUT ...]
 
 1. DuckDB's tpch extension generates the data (cached per scale factor); it is loaded into
    `--database` on both servers with the specification's types and primary keys.
@@ -16,6 +18,9 @@ and timed against the bare reference, plain dlt and ingestr in the same run.
    interleaved tool by tool, `--repeat` times; every run's Parquet is verified before it counts.
    Medians and ratios against the bare reference are printed, then our fixed cost per run (a
    one-row table: whole process minus the job's own duration), then issue 12's targets.
+
+`--concurrency` measures instead the 12-job workbook against issue 12's concurrency bound
+(bench/tpch_concurrency.py): the whole run, and every job alone, through our CLI.
 
 Exit status: 1 when a table or a query answer differs, or a tool fails; with `--check`, also
 when a measured target is missed. See bench/README.md.
@@ -40,6 +45,7 @@ from bench.proctree import Measured, run_measured
 from bench.tpch_data import (CACHE_DIR, Database, databases, drop, duckdb_connect, ensure_one_row_table, generate,
                              load, row_counts)
 from bench.tpch_schema import TABLES
+from bench import tpch_concurrency as concurrency
 from bench.runs import Runs
 from bench.tpch_targets import Results, judge
 from bench.tpch_tools import LABELS, ROOT, TOOLS, commands, ingestr_binary, write_workbook_for
@@ -179,7 +185,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--setup", action="store_true", help="run bench/setup first (.venv-bench with ingestr)")
     parser.add_argument("--database", default="tpch_bench", help="database created on both servers")
     parser.add_argument("--drop", action="store_true", help="drop the database on both servers at the end")
+    parser.add_argument("--concurrency", action="store_true",
+                        help="only the 12-job workbook against the concurrency bound (both engines)")
+    parser.add_argument("--solo-slots", type=int, default=1, help="--max-parallel of the solo runs (--concurrency)")
+    parser.add_argument("--largest-first", action="store_true",
+                        help="--concurrency: list the jobs largest first in the workbook (default: smallest first)")
+    parser.add_argument("--code", action="append", metavar="CHECKOUT",
+                        help="--concurrency: run the CLI of this checkout (repeatable, interleaved; default this one)")
     args = parser.parse_args(argv)
+    if args.concurrency:
+        args.engine = "both"
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     args.compare = [t.strip() for t in args.compare.split(",") if t.strip()]
     unknown = [t for t in args.tools if t not in TOOLS] + [t for t in args.compare if t not in TABLES]
@@ -194,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a file
     if args.setup:
         subprocess.run([str(ROOT / "bench" / "setup")], check=True)
-    if not args.correctness_only and "ingestr" in args.tools and not ingestr_binary().exists():
+    if not args.correctness_only and not args.concurrency and "ingestr" in args.tools and not ingestr_binary().exists():
         print(f"{ingestr_binary()} is missing: run bench/setup (or --setup), or leave ingestr out with --tools",
               file=sys.stderr)
         return 2
@@ -218,9 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     work_root = Path(tempfile.mkdtemp(prefix="runs-", dir=CACHE_DIR))
     try:
         expected = expected_checksums(native)
-        for engine in engines:
+        if args.concurrency:
+            codes = [Path(c).resolve() for c in (args.code or [ROOT])]
+            runs = concurrency.measure(dbs, codes, args.repeat, args.solo_slots, counts, expected, work_root,
+                                       args.largest_first)
+            concurrency.report(runs, concurrency.usable_cores(), args.solo_slots, args.repeat)
+            results.concurrency = concurrency.judged(runs, concurrency.usable_cores())
+        for engine in engines if not args.concurrency else []:
             failed |= not correctness(dbs[engine], native, expected, counts, results, work_root)
-        if not args.correctness_only:
+        if not args.correctness_only and not args.concurrency:
             results.compared = args.compare
             rows = sum(counts[t] for t in args.compare)
             for engine in engines:
@@ -228,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                                                expected, work_root)
                 if "ours" in args.tools:
                     results.fixed_cost[engine] = fixed_cost(dbs[engine], args.repeat, work_root)
-    except BenchFailure as exc:
+    except (BenchFailure, concurrency.ConcurrencyFailure) as exc:
         print(f"\nFAILED: {exc}")
         return 1
     finally:

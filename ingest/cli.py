@@ -17,7 +17,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from shared.contract import REFUSALS, SOURCE_CHECK, Refusal, RunOutput, StartRequest, read_refusal
 from shared.redaction import clip, first_line, install_log_redaction, redact
 from shared.workbook.models import Job, Plan, PlanError
+
+if TYPE_CHECKING:
+    from shared.cpu_slots import CpuSlots
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -296,14 +299,18 @@ def run_orchestration(
         console=out, transient=True,
     )
     live = _LiveProgress(bar, instance_id)
+    slots = _cpu_slots(max_parallel)
     try:
-        runtime = LocalDurableRuntime(functions_app, max_parallel=max_parallel or os.cpu_count(), on_status=live)
+        # As many activities as CPU slots: jobs and their parallel read slices share them.
+        runtime = LocalDurableRuntime(functions_app, max_parallel=slots.size, on_status=live)
         try:
             result = runtime.run(ORCHESTRATOR, request, instance_id=instance_id)
         finally:
             runtime.close()
     finally:
         live.close()
+    logging.getLogger(__name__).info("CPU slots: %d, at most %d in use at once (jobs and their read slices)",
+                                     slots.size, slots.high_water)
     if not result.succeeded:
         refusal = read_refusal(result.error)
         if refusal:
@@ -336,6 +343,20 @@ def run_orchestration(
     return EXIT_OK if summary["successful"] == summary["total_jobs"] else EXIT_JOB_FAILED
 
 
+def _cpu_slots(max_parallel: Optional[int]) -> CpuSlots:
+    """This process's CPU slot budget: `--max-parallel` slots, else `INGESTION_CPU_SLOTS` or the
+    usable cores (an unusable setting is reported by the run's plan step, not here)."""
+    from shared.cpu_slots import configure, cpu_slots, usable_cores
+    from shared.settings import SettingsError
+
+    try:
+        configure(max_parallel)
+        return cpu_slots()
+    except SettingsError:
+        configure(usable_cores())
+        return cpu_slots()
+
+
 def _report_infrastructure_failure(jobs: list[dict], shown_path: str, metrics_path: str) -> bool:
     """One stderr line when a job failed because of the lake or the service's storage (not the job)."""
     from shared.errors import LAKE, STORAGE
@@ -357,7 +378,7 @@ def run(
     only: Optional[List[str]] = typer.Option(None, "--only", help="Run only SOURCE or SOURCE.TABLE (repeatable)."),
     metrics_out: Optional[Path] = typer.Option(None, "--metrics-out", help="Metrics JSON path (default metrics/metrics_<time>_<run>.json)."),
     lake: Optional[str] = typer.Option(None, "--lake", help="Lake root (folder, az:// or abfss://); default: DESTINATION__FILESYSTEM__BUCKET_URL or ./lake."),
-    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Jobs running at once (default: CPU count)."),
+    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="CPU slots: jobs and their parallel read slices running at once (default: INGESTION_CPU_SLOTS or the usable cores)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log INFO lines to the console."),
 ) -> None:
     """Run the workbook's enabled jobs through the orchestration; exit 0 if all succeeded, 1 if any

@@ -89,6 +89,9 @@ class AppSettings(BaseSettings):
     """Name in the metrics."""
     naming: str = Field(SOURCE, alias="INGESTION_NAMING")
     """Column names in the lake: `source` keeps them, `snake_case` converts them."""
+    cpu_slots: Optional[int] = Field(None, alias="INGESTION_CPU_SLOTS")
+    """Jobs and their parallel read slices running at once in one process (default: the usable
+    cores divided by `FUNCTIONS_WORKER_PROCESS_COUNT`; see `shared.cpu_slots`)."""
 
     # Local folders (resolved by `_local_folders`: None only before validation).
     state_dir: Path = Field(None, alias="INGESTION_STATE_DIR", validate_default=False)  # type: ignore[assignment]
@@ -144,6 +147,7 @@ class AppSettings(BaseSettings):
     # Set by the platform, not by us.
     functions_worker_runtime: Optional[str] = _platform("FUNCTIONS_WORKER_RUNTIME")
     website_site_name: Optional[str] = _platform("WEBSITE_SITE_NAME")
+    functions_worker_process_count: Optional[str] = _platform("FUNCTIONS_WORKER_PROCESS_COUNT")
     databricks_runtime_version: Optional[str] = _platform("DATABRICKS_RUNTIME_VERSION")
 
     _retry: dict[str, RetryPolicy] = PrivateAttr(default_factory=dict)
@@ -216,6 +220,11 @@ class AppSettings(BaseSettings):
         if value not in NAMINGS:
             raise ValueError(f"{_alias(info)}={value[:40]!r} is not one of {', '.join(NAMINGS)}")
         return value
+
+    @field_validator("cpu_slots", mode="before")
+    @classmethod
+    def _slots(cls, value: Any, info: ValidationInfo) -> Any:
+        return _number(value, info, int, lambda n: n >= 1, "a whole number >= 1")
 
     @field_validator("breaker_failure_threshold", "breaker_half_open_successes", "lock_lease_seconds", mode="before")
     @classmethod

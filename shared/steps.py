@@ -357,14 +357,24 @@ def run_planned_job(key: str, plan_ref: str, index: int, attempt: int, run_id: s
 
 def _run_past_lake_gate(job: Job, services: Services, **run_args: Any) -> tuple[Any, LakeGate]:
     """`run_job(job, **run_args)` unless the lake's breaker refuses it (after a lake failure: is the
-    lake back? no source is contacted); the gate comes back for `record_outcome`."""
+    lake back? no source is contacted); the gate comes back for `record_outcome`.
+
+    The job holds one of the process's CPU slots while it runs (waiting for one when all are
+    taken; its duration starts once it has it) and its parallel read slices take extra ones only
+    when free (`shared.cpu_slots`); a read that wanted several slices records them in the
+    result's `extra.read_slices` (`{"wanted", "used"}`)."""
+    from shared.cpu_slots import job_slot
     from shared.runner import run_job
 
     lake = LakeGate(services.breaker)
     refusal = lake.admit()
     if refusal:
         return _job_result(job, FAILED, error=refusal.error, extra=refusal.extra()), lake
-    return run_job(job, **run_args), lake
+    with job_slot() as slots:
+        result = run_job(job, **run_args)
+    if isinstance(result, JobResult) and slots.record():
+        result.extra["read_slices"] = slots.record()
+    return result, lake
 
 
 def job_token(key: str, index: int) -> str:

@@ -10,7 +10,8 @@ batches and keeps its state in the lake. What differs from dlt's own connectorx 
   here: the writer waits for the readers, not the other way round);
 - each batch is cast to the reflected column types (`arrow_types.conform`), so both backends
   land the same Parquet schema;
-- a large table is read as K slices in parallel: key ranges of an integer, date or timestamp
+- a large table is read as up to K slices in parallel (as many as the process has CPU slots free,
+  `shared.cpu_slots`): key ranges of an integer, date or timestamp
   column, or on PostgreSQL 14+ page ranges of the physical row address (`ctid`, TID range
   scans) when no such column is there; on PostgreSQL all slices share one exported snapshot,
   so they form one consistent read (MySQL: each slice its own snapshot, see `MySqlSource`);
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional, Sequence
 
 import pyarrow as pa
@@ -30,6 +31,7 @@ import sqlalchemy as sa
 from dlt.sources.sql_database import BaseTableLoader, TableLoader
 from sqlalchemy.sql import sqltypes
 
+from shared.cpu_slots import extra_slots, note_read
 from shared.redaction import first_line, redact
 from shared.sources.arrow_types import conform, target_schema
 from shared.sources.slicing import split_key_range
@@ -131,7 +133,11 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
         query = self.make_query()
         fields = target_schema(self.columns)
         with ExitStack() as stack:
+            wanted = options.slices
+            if wanted > 1:  # slices beyond the first take free CPU slots only (shared.cpu_slots)
+                options = replace(options, slices=1 + stack.enter_context(extra_slots(wanted - 1)))
             queries, pre_queries = self._plan(query, options, stack)
+            note_read(wanted, len(queries))
             read_size = max(1, self.chunk_size // READS_PER_CHUNK)
             try:
                 reader = _open_stream(options, queries, read_size, pre_queries)
