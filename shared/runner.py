@@ -38,6 +38,7 @@ import dlt  # noqa: E402
 from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 
 from shared import naming  # noqa: E402
+from shared.dlt_environ import use_fast_environ  # noqa: E402
 from shared.workbook.models import Job  # noqa: E402
 from shared.errors import classify  # noqa: E402
 from shared.lake import APPEND, FILE_FORMAT, REPLACE, TABLE_HINTS, TableLake, date_folder, drift  # noqa: E402
@@ -129,6 +130,7 @@ def run_job(
     with job_context(run_id=run_id, source_name=job.source_name, table_name=job.table_name, job_id=job.job_id):
         try:
             naming.naming_setting()  # a wrong INGESTION_NAMING fails every job, not only first loads
+            use_fast_environ()  # dlt's own configuration, resolved ~90 times per pipeline run
             secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
             source = make_source(job, secrets)
             staged = slice_no is not None
