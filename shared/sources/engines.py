@@ -22,6 +22,7 @@ What keeps the sharing safe:
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -35,8 +36,10 @@ IDLE_SECONDS = 10.0
 class _Shared:
     engine: sa.Engine
     users: int = 0
-    generation: int = 0
-    """Bumped on every borrow: an idle timer disposes the engine only if no borrow came since."""
+    last_used: float = 0.0
+    """`time.monotonic()` when the last job gave it back."""
+    timer: bool = False
+    """Whether an idle check is scheduled (one at a time per engine)."""
 
 
 _lock = threading.Lock()
@@ -59,7 +62,6 @@ def borrow(url: sa.URL, connect_args: Mapping[str, Any]) -> sa.Engine:
             entry = _shared[key] = _Shared(engine)
             _by_engine[id(engine)] = key
         entry.users += 1
-        entry.generation += 1
         return entry.engine
 
 
@@ -72,18 +74,30 @@ def give_back(engine: sa.Engine) -> None:
             engine.dispose()  # not (or no longer) shared: nobody else holds it
             return
         entry.users -= 1
-        if entry.users > 0:
-            return
-        generation = entry.generation
-    timer = threading.Timer(IDLE_SECONDS, _dispose_if_idle, (key, generation))
+        entry.last_used = time.monotonic()
+        if entry.users == 0 and not entry.timer:
+            entry.timer = True
+            _schedule(key, IDLE_SECONDS)
+
+
+def _schedule(key: tuple[str, str], seconds: float) -> None:
+    timer = threading.Timer(seconds, _dispose_if_idle, (key,))
     timer.daemon = True
     timer.start()
 
 
-def _dispose_if_idle(key: tuple[str, str], generation: int) -> None:
+def _dispose_if_idle(key: tuple[str, str]) -> None:
+    """Dispose the engine if no job used it for `IDLE_SECONDS`; else check again when that is due."""
     with _lock:
         entry = _shared.get(key)
-        if entry is None or entry.users or entry.generation != generation:
+        if entry is None:
+            return
+        if entry.users:  # in use: the last job to give it back schedules the next check
+            entry.timer = False
+            return
+        idle = time.monotonic() - entry.last_used
+        if idle < IDLE_SECONDS:
+            _schedule(key, IDLE_SECONDS - idle)
             return
         del _shared[key]
         del _by_engine[id(entry.engine)]
