@@ -5,3 +5,7 @@ through the real `azure-functions-durable` replay handler on `ingest.durable`. I
 anything in the repository; nothing but tests and the bench imports it, and `.funcignore`
 keeps it out of the deployed package.
 """
+
+from ingest import sdk_http
+
+sdk_http.defer()  # before anything imports the Durable SDK: aiohttp is loaded only if its HTTP is used

@@ -16,8 +16,9 @@ import sqlite3
 import sys
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import TYPE_CHECKING, Iterator, List, Optional, Union
 
 import typer
 from rich.console import Console
@@ -284,10 +285,14 @@ def run_orchestration(
     a refusal prints as `validate` would and exits 2. The summary comes from its output; the job
     lines from the metrics document it names (which `--metrics-out` copies).
     """
-    from function_app import app as functions_app
-    from orchestrations import ORCHESTRATOR
-    from ingest.durable import LocalDurableRuntime
-    from starters.functions import instance_id_for
+    with _imports_without_gc():
+        from function_app import app as functions_app
+        from orchestrations import ORCHESTRATOR
+        from ingest.durable import LocalDurableRuntime
+        from starters.functions import instance_id_for
+        # What the plan activity imports (dlt, SQLAlchemy, the sources), here rather than in its thread.
+        import shared.plan  # noqa: F401
+        import shared.source_check  # noqa: F401
 
     _admit_or_exit(config)
     local = Path(config)
@@ -544,8 +549,22 @@ def breakers_reset(source: str = typer.Argument(..., help="The source_name (or a
               highlight=False, markup=False)
 
 
+@contextmanager
+def _imports_without_gc() -> Iterator[None]:
+    """Import without the cyclic garbage collector (imports make many objects and no garbage);
+    then freeze what was imported, so later full collections skip it."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def main() -> None:
     """Console entry point; the process exits after it."""
+    gc.freeze()  # what `python -m ingest` imported with the collector off (ingest/__main__.py)
+    gc.enable()
     try:
         app()
     finally:

@@ -38,6 +38,7 @@ import dlt  # noqa: E402
 from dlt.common.time import ensure_pendulum_datetime  # noqa: E402
 
 from shared import naming  # noqa: E402
+from shared.dlt_environ import use_fast_environ  # noqa: E402
 from shared.workbook.models import Job  # noqa: E402
 from shared.errors import classify  # noqa: E402
 from shared.lake import APPEND, FILE_FORMAT, REPLACE, TABLE_HINTS, TableLake, date_folder, drift  # noqa: E402
@@ -129,6 +130,7 @@ def run_job(
     with job_context(run_id=run_id, source_name=job.source_name, table_name=job.table_name, job_id=job.job_id):
         try:
             naming.naming_setting()  # a wrong INGESTION_NAMING fails every job, not only first loads
+            use_fast_environ()  # dlt's own configuration, resolved ~90 times per pipeline run
             secrets = secrets or resolve_source_secrets(job.source_name, job.source_type)
             source = make_source(job, secrets)
             staged = slice_no is not None
@@ -219,7 +221,10 @@ def _load(
             # Checked before loading: nothing lands and an incremental cursor does not move.
             raise DataQualityError(f"data quality: {rows} row(s) extracted, fewer than min_rows {job.min_rows}")
         load_ids = list(pipeline.list_normalized_load_packages())
-        result.schema_version = pipeline.default_schema.version_hash
+        # Each `pipeline.default_schema` reads and validates the stored schema again once it is
+        # committed: take it once (its naming convention does not change in the load step).
+        schema = pipeline.default_schema
+        result.schema_version = schema.version_hash
         if not load_ids:  # nothing new (not even state): no commit, only the seeded staging to remove
             result.rows_processed = rows
             table.discard_attempt(attempt)
@@ -233,7 +238,7 @@ def _load(
             result.extra["staged"] = attempt  # `publish_staged` publishes the accepted attempt
             return
         files = table.staged_files(attempt)
-        signatures, changes = drift.staged_drift(table, files, _source_columns(source, pipeline))
+        signatures, changes = drift.staged_drift(table, files, _source_columns(source, schema))
         if changes:
             result.extra["schema_drift"] = changes
         # A FULL load replaces its day: only other days' files would stay beside the new ones.
@@ -254,12 +259,11 @@ def _load(
         log.warning("job %s: schema changed since the previous run: %s", job.job_id, result.extra["schema_drift"])
 
 
-def _source_columns(source: Source, pipeline: dlt.Pipeline) -> Optional[set[str]]:
+def _source_columns(source: Source, schema: dlt.Schema) -> Optional[set[str]]:
     """The lake names of the source table's current columns (None: not known for this source)."""
     if not isinstance(source, SqlSource):
         return None
-    naming = pipeline.default_schema.naming
-    return {naming.normalize_identifier(c.name) for c in source.table().columns}
+    return {schema.naming.normalize_identifier(c.name) for c in source.table().columns}
 
 
 def _new_schema(pipeline: dlt.Pipeline, job: Job) -> Optional[dlt.Schema]:
