@@ -47,6 +47,22 @@ MARIADB_TABLES = ("part", "partsupp", "orders", "lineitem")
 """MariaDB's four largest tables, smallest first."""
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far (`/proc/stat`, all cores, in clock ticks)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Average number of the machine's cores busy between two `cpu_jiffies()` readings (every
+    process: ours, the database servers, anything else running)."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total * (os.cpu_count() or 1) if total > 0 else 0.0
+
+
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity), as our CLI counts them."""
     try:
@@ -78,6 +94,8 @@ class CodeRuns:
     solo_slices: dict[str, str] = field(default_factory=dict)
     whole_slices: dict[str, str] = field(default_factory=dict)
     whole_seconds: dict[str, list[float]] = field(default_factory=dict)
+    solo_busy: dict[str, list[float]] = field(default_factory=dict)
+    """Cores the whole machine kept busy during each solo run (our process and the database's)."""
 
     @property
     def solo_sum(self) -> float:
@@ -87,6 +105,12 @@ class CodeRuns:
     def ratio(self, cores: int) -> float:
         """Median span / (sum of solo times / cores)."""
         return statistics.median(self.spans) / (self.solo_sum / cores)
+
+    @property
+    def solo_core_seconds(self) -> float:
+        """Sum over the jobs of median solo time x the cores busy meanwhile: the machine's CPU
+        time the jobs need one after the other, whoever spends it (us or the database)."""
+        return sum(statistics.median(s) * statistics.median(self.solo_busy[label]) for label, s in self.solo.items())
 
 
 def jobs_of(dbs: dict[str, Database], counts: dict[str, int], largest_first: bool = False) -> list[Job]:
@@ -171,8 +195,10 @@ def measure(dbs: dict[str, Database], codes: list[Path], repeat: int, solo_slots
             print(f"  (repeat {r + 1}/{repeat}, {name}: whole run span {got.spans[-1]:.2f} s, process "
                   f"{seconds:.2f} s, verified)", file=sys.stderr, flush=True)
             for job in jobs:
+                before = cpu_jiffies()
                 _, solo, run_dir = run_cli(code, workbook, work_root, env,
                                            ["--only", job.label, "--max-parallel", str(solo_slots)])
+                got.solo_busy.setdefault(job.label, []).append(busy_cores(before, cpu_jiffies()))
                 shutil.rmtree(run_dir)
                 _check_rows(solo, counts, f"solo {job.label} ({name})")
                 got.solo.setdefault(job.label, []).append(solo[0]["duration_seconds"])
@@ -189,15 +215,20 @@ def report(runs: dict[Path, CodeRuns], cores: int, solo_slots: int, repeat: int)
           "slices = used/wanted")
     for code, got in runs.items():
         print(f"  code {code}:")
-        print(f"    {'job':<22} {'solo s':>8} {'slices':>7} {'in run s':>9} {'slices':>7}")
+        print(f"    {'job':<22} {'solo s':>8} {'busy cores':>10} {'slices':>7} {'in run s':>9} {'slices':>7}")
         for label, solo in got.solo.items():
-            print(f"    {label:<22} {statistics.median(solo):>8.2f} {got.solo_slices[label]:>7} "
-                  f"{statistics.median(got.whole_seconds[label]):>9.2f} {got.whole_slices[label]:>7}")
+            print(f"    {label:<22} {statistics.median(solo):>8.2f} {statistics.median(got.solo_busy[label]):>10.2f} "
+                  f"{got.solo_slices[label]:>7} {statistics.median(got.whole_seconds[label]):>9.2f} "
+                  f"{got.whole_slices[label]:>7}")
         bound = got.solo_sum / cores
         print(f"    sum of solo times {got.solo_sum:.2f} s / {cores} cores = {bound:.2f} s; whole run: span "
               f"{statistics.median(got.spans):.2f} s (runs {' '.join(f'{s:.2f}' for s in got.spans)}), process "
               f"{statistics.median(got.processes):.2f} s (runs {' '.join(f'{s:.2f}' for s in got.processes)})")
         print(f"    span / (sum of solo / cores) = {got.ratio(cores):.2f} (target ≤ 1.15, i.e. span ≤ {1.15 * bound:.2f} s)")
+        machine = got.solo_core_seconds / (os.cpu_count() or 1)
+        print(f"    the machine's busy core-seconds of the solo runs / its {os.cpu_count()} cores = {machine:.2f} s: "
+              f"no packing of these jobs on this machine can take less (span / that = "
+              f"{statistics.median(got.spans) / machine:.2f})")
 
 
 def judged(runs: dict[Path, CodeRuns], cores: int) -> float:
