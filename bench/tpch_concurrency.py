@@ -38,6 +38,7 @@ from bench.tpch_data import Database
 from bench.tpch_schema import TABLES
 from bench.tpch_tools import ROOT
 from bench.tpch_verify import check_table, landed_files
+from shared.cpu_slots import usable_cores
 
 class ConcurrencyFailure(Exception):
     """A run failed or landed a table that differs from DuckDB's: no figure is printed."""
@@ -61,14 +62,6 @@ def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
     process: ours, the database servers, anything else running)."""
     busy, total = after[0] - before[0], after[1] - before[1]
     return busy / total * (os.cpu_count() or 1) if total > 0 else 0.0
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), as our CLI counts them."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
