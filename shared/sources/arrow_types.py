@@ -8,7 +8,7 @@ with dlt's own `get_py_arrow_datatype`, so the two backends write identical Parq
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Collection, Optional, TypeVar, Union
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -77,15 +77,18 @@ def target_schema(columns: TTableSchemaColumns) -> dict[str, pa.Field]:
     }
 
 
-def conform(batch: pa.RecordBatch, fields: dict[str, pa.Field]) -> pa.RecordBatch:
+def conform(batch: pa.RecordBatch, fields: dict[str, pa.Field], trim: Collection[str] = ()) -> pa.RecordBatch:
     """Cast a batch to the target fields (safe casts: a value that does not fit raises).
 
     connectorx reports numeric(12,2) as decimal(38,10), timestamptz as `+00:00` and some integer
     widths differently from the source; this puts every column back to the reflected type.
+    The string columns named in `trim` lose their trailing spaces (`rtrim_spaces`).
     """
     arrays = []
     out_fields = []
     for name, array in zip(batch.schema.names, batch.columns):
+        if name in trim:
+            array = _rtrim(array)
         target = fields.get(name)
         if target is None:
             out_fields.append(batch.schema.field(name))
@@ -96,3 +99,26 @@ def conform(batch: pa.RecordBatch, fields: dict[str, pa.Field]) -> pa.RecordBatc
         arrays.append(array)
         out_fields.append(target)
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(out_fields))
+
+
+Data = TypeVar("Data", pa.RecordBatch, pa.Table)
+
+
+def rtrim_spaces(data: Data, names: Collection[str]) -> Data:
+    """`data` with the trailing spaces of its string columns in `names` removed (CHAR(n) padding).
+
+    Only spaces go, as SQL's `rtrim(col)` removes them; other columns and types are kept as they are.
+    """
+    present = [n for n in names if n in data.schema.names]
+    for name in present:
+        i = data.schema.get_field_index(name)
+        data = data.set_column(i, data.schema.field(i), _rtrim(data.column(i)))
+    return data
+
+
+def _rtrim(array: Union[pa.Array, pa.ChunkedArray]) -> Union[pa.Array, pa.ChunkedArray]:
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return array
+    import pyarrow.compute as pc
+
+    return pc.utf8_rtrim(array, characters=" ")

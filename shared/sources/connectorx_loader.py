@@ -33,9 +33,9 @@ from sqlalchemy.sql import sqltypes
 
 from shared.cpu_slots import extra_slots, note_read
 from shared.redaction import first_line, redact
-from shared.sources.arrow_types import conform, target_schema
+from shared.sources.arrow_types import conform, rtrim_spaces, target_schema
 from shared.sources.slicing import split_key_range
-from shared.sources.sql_types import ReadAs, is_list_array
+from shared.sources.sql_types import ReadAs, is_list_array, trimmed_in_arrow
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,13 @@ class NullCursorMixin:
 
 
 class NullCursorTableLoader(NullCursorMixin, TableLoader):
-    """dlt's own loader (pyarrow backend) with `NullCursorMixin`."""
+    """dlt's own loader (pyarrow backend) with `NullCursorMixin`; trims the columns that
+    `sql_types` trims in Arrow, as the connectorx path does."""
+
+    def load_rows(self, backend_kwargs: Optional[dict[str, Any]] = None) -> Iterator[Any]:
+        trim = trimmed_in_arrow(self.table)
+        for item in super().load_rows(backend_kwargs):
+            yield rtrim_spaces(item, trim) if trim and isinstance(item, (pa.Table, pa.RecordBatch)) else item
 
 
 class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
@@ -148,7 +154,8 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
             bounds = {c.name: c.type.clamp_bounds for c in self.table.columns
                       if isinstance(c.type, ReadAs) and c.type.clamp_bounds}
             clamped: dict[str, int] = {}
-            yield from _chunks(_batches(reader, options), fields, self.chunk_size, bounds, clamped)
+            trim = frozenset(trimmed_in_arrow(self.table))
+            yield from _chunks(_batches(reader, options), fields, self.chunk_size, bounds, clamped, trim)
             for name, count in clamped.items():
                 low, high = bounds[name]
                 log.warning("table %s, column %s: %d ±infinity value(s) landed as %s / %s (values equal to "
@@ -259,15 +266,17 @@ def _batches(reader: pa.RecordBatchReader, options: StreamOptions) -> Iterator[p
 def _chunks(
     batches: Iterator[pa.RecordBatch], fields: dict[str, pa.Field], rows: int,
     bounds: Optional[dict[str, tuple[Any, Any]]] = None, clamped: Optional[dict[str, int]] = None,
+    trim: frozenset[str] = frozenset(),
 ) -> Iterator[pa.Table]:
-    """The batches cast to `fields` and gathered into tables of about `rows` rows (no copy);
-    values at `bounds` (clamped ±infinity) are counted per column into `clamped`."""
+    """The batches cast to `fields` (the `trim` columns without trailing spaces) and gathered into
+    tables of about `rows` rows (no copy); values at `bounds` (clamped ±infinity) are counted per
+    column into `clamped`."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
         if not batch.num_rows:  # every slice ends with a batch, empty when the slice was
             continue
-        batch = conform(batch, fields)
+        batch = conform(batch, fields, trim)
         if bounds and clamped is not None:
             _count_bounds(batch, bounds, clamped)
         pending.append(batch)

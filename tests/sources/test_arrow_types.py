@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, oracle, postgresql
 
-from shared.sources.arrow_types import conform, integer_bits
+from shared.sources.arrow_types import conform, integer_bits, rtrim_spaces
 from shared.sources.connectorx_loader import reads_type
 from shared.sources.sql_types import read_as
 
@@ -70,3 +70,16 @@ def test_conform_refuses_values_that_do_not_fit() -> None:
     batch = pa.RecordBatch.from_pydict({"n": pa.array([2**40], pa.int64())})
     with pytest.raises(pa.ArrowInvalid):
         conform(batch, {"n": pa.field("n", pa.int32())})
+
+
+def test_trimmed_columns_lose_their_trailing_spaces_only() -> None:
+    batch = pa.RecordBatch.from_pydict({
+        "code": pa.array(["ab  ", " c", None, "   ", "tab\t "]),
+        "other": pa.array(["x  ", None, "y", "z", "w"]),
+        "n": pa.array([1, 2, 3, 4, 5]),
+    })
+    expected = ["ab", " c", None, "", "tab\t"]
+    assert conform(batch, {}, trim={"code", "n"}).column("code").to_pylist() == expected
+    table = rtrim_spaces(pa.Table.from_batches([batch, batch]), ["code", "n", "missing"])
+    assert table.column("code").to_pylist() == expected * 2
+    assert table.column("other").to_pylist() == ["x  ", None, "y", "z", "w"] * 2 and table.schema == batch.schema

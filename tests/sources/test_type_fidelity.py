@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from shared.workbook.models import Job
 from shared.runner import run_job
+from shared.sources.base import SqlSource
 from tests.checksums import read_parquet
 
 PG_TYPES = """
@@ -181,6 +182,9 @@ def test_char_columns_land_trimmed_or_padded_alike_on_both_engines(
     incremental = Job(kind, "src", name, "INCREMENTAL", watermark_column="ts", last_watermark="2024-01-01T00:00:00")
     first = codes(run_job(incremental, bucket_url=str(lake / "inc")))
     assert first == {i: v for i, v in expected.items() if i % 9}
+    # dlt's pyarrow backend (a database or a column connectorx does not read) trims alike.
+    monkeypatch.setattr(SqlSource, "stream_options", lambda self: None)
+    assert codes(run_job(Job(kind, "src", name, "FULL"), bucket_url=str(lake / "slow"))) == expected
 
 
 @pytest.mark.parametrize("engine_name", ["pg", "maria"])
