@@ -18,7 +18,6 @@ from dlt.extract.resource import DltResource
 from shared.workbook.models import Job
 from shared.errors import JobConfigError
 from shared.secrets import SourceSecrets
-from shared.sources import engines
 from shared.sources.arrow_types import integer_width_hints
 from shared.sources.connectorx_loader import (
     STREAM_OPTIONS_KEY,
@@ -171,16 +170,15 @@ class SqlSource(Source):
         return f"{host}:{port}" if port else host
 
     def engine(self) -> sa.Engine:
-        """The engine of this source's URL and driver options, shared with the other jobs on it
-        (`shared.sources.engines`); borrowed on first use, given back by `dispose`."""
+        """A lazily created engine for this job (one per job run)."""
         if self._engine is None:
-            self._engine = engines.borrow(self.url(), self.connect_args())
+            self._engine = sa.create_engine(self.url(), connect_args=self.connect_args(), pool_pre_ping=False)
         return self._engine
 
     def dispose(self) -> None:
-        """Give the engine back (its pooled connections close once no job uses it)."""
+        """Close pooled connections."""
         if self._engine is not None:
-            engines.give_back(self._engine)
+            self._engine.dispose()
             self._engine = None
 
     # -- size -------------------------------------------------------------------------------
