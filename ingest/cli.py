@@ -7,6 +7,7 @@ metrics are written locally when their storage is the one that failed.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import logging
@@ -18,7 +19,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Iterator, List, NoReturn, Optional, Union
 
 import typer
 from rich.console import Console
@@ -561,8 +562,32 @@ def _imports_without_gc() -> Iterator[None]:
         gc.enable()
 
 
+def exit_now(code: object) -> NoReturn:
+    """End the process as the interpreter would, without tearing its objects down one by one.
+
+    In the order `Py_Finalize` follows: wait for the threads that are not daemons, run the
+    `atexit` handlers (logging flushes and closes its files, telemetry exports), flush stdout and
+    stderr, then `os._exit`. What it skips is the teardown of every module and object (dlt's,
+    pyarrow's, SQLAlchemy's), which the OS frees with the process: ~0.05-0.2 s of a one-job run.
+    A `SystemExit` code that is not a number (a message) exits the ordinary way.
+    """
+    if code is not None and not isinstance(code, int):
+        raise SystemExit(code)
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code or 0)
+
+
 def main() -> None:
-    """Console entry point; the process exits after it."""
+    """Console entry point; the process exits after it (`python -m ingest` calls `exit_now`)."""
     gc.freeze()  # what `python -m ingest` imported with the collector off (ingest/__main__.py)
     gc.enable()
     try:

@@ -14,17 +14,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_python_m_ingest_imports_without_collections() -> None:
     code = """
-import gc, runpy, sys
+import atexit, gc, runpy, sys
 passes = []
 gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
 at_enable, real_enable = [], gc.enable
 gc.enable = lambda: at_enable.append(len(passes)) or real_enable()
 sys.argv = ["ingest", "--help"]
-try:
-    runpy.run_module("ingest", run_name="__main__")
-except SystemExit:
-    pass
-print(at_enable[0], gc.isenabled(), gc.get_freeze_count() > 0)
+# `python -m ingest` ends the process itself once the command is done (`cli.exit_now`), after the
+# atexit handlers: read the state there.
+atexit.register(lambda: print(at_enable[0], gc.isenabled(), gc.get_freeze_count() > 0))
+runpy.run_module("ingest", run_name="__main__")
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
