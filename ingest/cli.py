@@ -565,7 +565,8 @@ def _imports_without_gc() -> Iterator[None]:
 def exit_now(code: object) -> NoReturn:
     """End the process as the interpreter would, without tearing its objects down one by one.
 
-    In the order `Py_Finalize` follows: wait for the threads that are not daemons, run the
+    In the order `Py_Finalize` follows: wait for the threads that are not daemons (after
+    threading's own exit hooks, which stop idle `ThreadPoolExecutor` workers), run the
     `atexit` handlers (logging flushes and closes its files, telemetry exports), flush stdout and
     stderr, then `os._exit`. What it skips is the teardown of every module and object (dlt's,
     pyarrow's, SQLAlchemy's), which the OS frees with the process: ~0.05-0.2 s of a one-job run.
@@ -573,10 +574,14 @@ def exit_now(code: object) -> NoReturn:
     """
     if code is not None and not isinstance(code, int):
         raise SystemExit(code)
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls first, in CPython 3.x
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()  # threading's exit hooks (idle executor workers are told to stop), then the joins
+    else:
+        current = threading.current_thread()
+        for thread in threading.enumerate():
+            if thread is not current and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

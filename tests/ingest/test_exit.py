@@ -40,6 +40,18 @@ exit_now(3)
     assert log.read_text() == "buffered until the handler is closed\n"  # logging's atexit closed it
 
 
+def test_exit_now_stops_idle_executor_workers_as_the_interpreter_does() -> None:
+    code = """
+from concurrent.futures import ThreadPoolExecutor
+from ingest.cli import exit_now
+pool = ThreadPoolExecutor(2)  # never shut down: its idle workers wait for work
+print(pool.submit(lambda: 6 * 7).result())
+exit_now(0)
+"""
+    done = _python(code)  # would wait forever if only the threads were joined
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+
+
 def test_exit_now_exits_the_ordinary_way_for_a_message_or_none() -> None:
     done = _python("from ingest.cli import exit_now\nexit_now('a message')")
     assert (done.returncode, done.stderr.strip()) == (1, "a message")
