@@ -10,6 +10,7 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
 from dlt.destinations import filesystem
 
+from shared.lake import parquet_writer
 from shared.lake.layout import LAYOUT, bucket_url, is_azure
 
 FILESYSTEM_TYPE = "dlt.destinations.filesystem"
@@ -30,6 +31,7 @@ def _not_the_layout_separator_warning(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("dlt").addFilter(_not_the_layout_separator_warning)
+parquet_writer.install()  # dictionaries only where they fit (shared.lake.parquet_writer)
 
 
 class LakeFilesystem(filesystem):  # type: ignore[misc]

@@ -364,8 +364,7 @@ class SqlSource(Source):
             log.info("table %s: pyarrow backend for column(s) %s", self.job.table_name, ", ".join(unsupported))
             return None
         column = self.partition_column()
-        # ctid pages only for a table without a usable column (not instead of the workbook's own).
-        by_pages = column is None and self.tid_slices and not self.job.partition_column
+        by_pages = self.reads_by_pages(column)
         slices = slice_count(self.estimate_rows(), self.chunk_size()) if column or by_pages else 1
         return StreamOptions(
             url=self.connectorx_url(),
@@ -377,10 +376,25 @@ class SqlSource(Source):
             shared_snapshot=self.shared_snapshot and slices > 1,
         )
 
+    def reads_by_pages(self, column: Optional[str]) -> bool:
+        """Whether parallel slices are ctid page ranges (PostgreSQL 14+) rather than key ranges.
+
+        Pages for a table without a usable key column, and for every whole-table read without a
+        workbook `partition_column`: a key range covering a large part of a table is a sequential
+        scan with a filter to PostgreSQL's planner, so each key slice would read the whole heap,
+        while a TID range scan reads only its own pages. An INCREMENTAL read with a cursor keeps
+        its key column (its filter may use an index that a page range would not), and so do
+        a split table's activities (`key_range`). The loader falls back to `column`, or to one
+        stream, where the server or the relation has no TID range scans.
+        """
+        if not self.tid_slices or self.job.partition_column or self.key_range is not None:
+            return False
+        return column is None or not self.job.is_incremental
+
     def partition_column(self) -> Optional[str]:
         """Column to split a large table on: the workbook's `partition_column`; else, where big
         tables are sliced by default, a one-column workbook key, the leading column of the
-        table's primary key (its index makes each slice a range scan), or (only where slices
+        table's primary key (on MySQL/MariaDB its clustered index makes each slice a range scan), or (only where slices
         share a snapshot) the watermark column."""
         if self.job.partition_column:
             column = self._column(self.job.partition_column)

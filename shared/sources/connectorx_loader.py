@@ -11,9 +11,9 @@ batches and keeps its state in the lake. What differs from dlt's own connectorx 
 - each batch is cast to the reflected column types (`arrow_types.conform`), so both backends
   land the same Parquet schema;
 - a large table is read as up to K slices in parallel (as many as the process has CPU slots free,
-  `shared.cpu_slots`): key ranges of an integer, date or timestamp
-  column, or on PostgreSQL 14+ page ranges of the physical row address (`ctid`, TID range
-  scans) when no such column is there; on PostgreSQL all slices share one exported snapshot,
+  `shared.cpu_slots`): on PostgreSQL 14+ page ranges of the physical row address (`ctid`, TID
+  range scans) where the source asks for them (`SqlSource.reads_by_pages`), else key ranges of
+  an integer, date or timestamp column; on PostgreSQL all slices share one exported snapshot,
   so they form one consistent read (MySQL: each slice its own snapshot, see `MySqlSource`);
 - a connectorx error never carries the connection URL (connectorx takes the password in it)
   and never escapes as a Rust panic, which Python raises as a `BaseException`.
@@ -73,7 +73,8 @@ class StreamOptions:
     partition_column: Optional[str] = None
     """Integer, date or timestamp column to split the read on; None reads one stream."""
     tid_ranges: bool = False
-    """Without a partition column, slice a PostgreSQL table by ctid page ranges (14+)."""
+    """Slice a PostgreSQL table by ctid page ranges (14+); where it cannot be, by `partition_column`
+    when there is one, else read one stream."""
     slices: int = 1
     """Wanted number of parallel slices."""
     shared_snapshot: bool = False
@@ -164,7 +165,7 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
     def _plan(self, query: Any, options: StreamOptions, stack: ExitStack) -> tuple[list[str], Optional[list[str]]]:
         """The SQL of every slice, and the statements each slice's connection runs first."""
         column = self._partition_column(options)
-        by_pages = column is None and options.tid_ranges and options.slices > 1
+        by_pages = options.tid_ranges and options.slices > 1
         if column is None and not by_pages:
             return [self.compile_query(query)], None
         conn = stack.enter_context(self.engine.connect())
@@ -181,7 +182,9 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
                 return [self.compile_query(query)], None
             pre_queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", f"SET TRANSACTION SNAPSHOT '{snapshot}'"]
         if by_pages:
-            return self._page_slices(conn, query, options.slices), pre_queries
+            pages = self._page_slices(conn, query, options.slices)
+            if pages is not None or column is None:
+                return pages or [self.compile_query(query)], pre_queries
         lo, hi = conn.execute(query.with_only_columns(sa.func.min(column), sa.func.max(column)).order_by(None)).one()
         if lo is None:
             return [self.compile_query(query)], pre_queries
@@ -196,8 +199,8 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
         log.info("table %s: reading %d slice(s) of %s in parallel", self.table.name, len(queries), column.name)
         return queries, pre_queries
 
-    def _page_slices(self, conn: sa.Connection, query: Any, slices: int) -> list[str]:
-        """One query per ctid page range of a PostgreSQL table; one query where the server has
+    def _page_slices(self, conn: sa.Connection, query: Any, slices: int) -> Optional[list[str]]:
+        """One query per ctid page range of a PostgreSQL table; None where the server has
         no TID range scans (before 14: each slice would scan the whole table) or the relation
         keeps no rows in its own pages (views, partitioned and foreign tables).
 
@@ -211,8 +214,8 @@ class ConnectorxLoader(NullCursorMixin, BaseTableLoader):
         ), {"name": self.engine.dialect.identifier_preparer.format_table(self.table)}).one()
         if version < TID_RANGE_SCAN_VERSION or kind not in _PAGED_KINDS or pages < 2:
             if version < TID_RANGE_SCAN_VERSION:
-                log.info("table %s: PostgreSQL %d has no TID range scans; reading one stream", self.table.name, version)
-            return [self.compile_query(query)]
+                log.info("table %s: PostgreSQL %d has no TID range scans; no ctid page slices", self.table.name, version)
+            return None
         bounds = [r.start for r in split_key_range(0, pages, slices)][1:]
         queries = []
         for i in range(len(bounds) + 1):

@@ -134,15 +134,18 @@ def test_parallel_slices_equal_the_source(
     create_typed_table(pg_engine, name, 20_000)
     pg_secrets("erp")
     try:
-        by_key = run_job(Job("postgresql", "erp", name, "FULL", chunk_size=1_000), bucket_url=str(lake / "a"))
+        by_pages = run_job(Job("postgresql", "erp", name, "FULL", chunk_size=1_000), bucket_url=str(lake / "p"))
+        by_key = run_job(Job("postgresql", "erp", name, "FULL", chunk_size=1_000, partition_column="id"),
+                         bucket_url=str(lake / "a"))
         # A nullable timestamp key: its NULL rows must land exactly once.
         by_time = run_job(Job("postgresql", "erp", name, "FULL", chunk_size=1_000, partition_column="tsn"),
                           bucket_url=str(lake / "b"))
-        assert by_key.status == by_time.status == "success", (by_key.error, by_time.error)
-        assert [len(q) for q in connectorx_reads] == [4, 4]
-        assert all(f"{name}.id >= " in q for q in connectorx_reads[0]) and f"{name}.tsn IS NULL" in connectorx_reads[1][0]
+        assert by_pages.status == by_key.status == by_time.status == "success", (by_key.error, by_time.error)
+        assert [len(q) for q in connectorx_reads] == [4, 4, 4]
+        assert all("ctid" in q for q in connectorx_reads[0])
+        assert all(f"{name}.id >= " in q for q in connectorx_reads[1]) and f"{name}.tsn IS NULL" in connectorx_reads[2][0]
         expected = source_checksums(pg_engine, name, "id", COLUMNS)
-        for result in (by_key, by_time):
+        for result in (by_pages, by_key, by_time):
             assert result.rows_processed == 20_000
             assert parquet_checksums(read_parquet(result.files), "id") == expected
     finally:

@@ -1,6 +1,7 @@
 """Big tables are read in parallel slices without a workbook `partition_column`, against the real
-PostgreSQL and MariaDB: a composite key slices on its leading column, a keyless PostgreSQL table
-on ctid page ranges (in one snapshot, also while rows change), a small table stays one stream."""
+PostgreSQL and MariaDB: a whole PostgreSQL table (keyed or not) on ctid page ranges, an INCREMENTAL
+one and a MariaDB table on the leading column of a composite key (on PostgreSQL in one snapshot,
+also while rows change), a small table stays one stream."""
 
 from __future__ import annotations
 
@@ -95,10 +96,13 @@ def assert_landed_once(result: Any, expected: dict[str, Any], rows: int) -> None
     assert sums == expected
 
 
-def test_postgresql_composite_key_slices_on_its_leading_column_in_one_snapshot(
+def test_postgresql_full_read_of_a_keyed_table_slices_on_ctid_pages_in_one_snapshot(
     pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A key range over half of a big table (TPC-H lineitem in two slices) is a Seq Scan with a
+    filter to the planner, so every key slice would read the whole heap; page ranges read each
+    page once."""
     table = f"{pg_schema}.lines"
     pg_table(pg_engine, table, 20_000, ", PRIMARY KEY (a, b)")
     expected = source_checksums(pg_engine, table, "a * 4 + b", KINDS)
@@ -107,7 +111,30 @@ def test_postgresql_composite_key_slices_on_its_leading_column_in_one_snapshot(
     with caplog.at_level(logging.INFO, logger=connectorx_loader.__name__):
         result = run_job(Job("postgresql", "erp", "lines", "FULL", schema_name=pg_schema, chunk_size=1_000),
                          bucket_url=str(lake))
+    assert "table lines: reading 4 slice(s) of ctid pages in parallel" in caplog.text
+    assert len(connectorx_reads) == 1 and all("ctid" in q for q in connectorx_reads[0])
+    with pg_engine.connect() as conn:
+        plan = "\n".join(conn.execute(sa.text(f"EXPLAIN {connectorx_reads[0][1]}")).scalars())
+    assert "Tid Range Scan" in plan, plan
+    assert_landed_once(result, expected, 20_000)
+
+
+def test_postgresql_incremental_read_slices_on_the_leading_key_column_in_one_snapshot(
+    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cursor filter may use an index that a page range would not: INCREMENTAL keeps key slices."""
+    table = f"{pg_schema}.lines"
+    pg_table(pg_engine, table, 20_000, ", PRIMARY KEY (a, b)")
+    expected = source_checksums(pg_engine, table, "a * 4 + b", KINDS)
+    change_while_reading(monkeypatch, pg_engine, table, key_moves=True)
+    pg_secrets("erp")
+    job = Job("postgresql", "erp", "lines", "INCREMENTAL", schema_name=pg_schema, chunk_size=1_000,
+              watermark_column="ts")
+    with caplog.at_level(logging.INFO, logger=connectorx_loader.__name__):
+        result = run_job(job, bucket_url=str(lake))
     assert "table lines: reading 4 slice(s) of a in parallel" in caplog.text
+    assert len(connectorx_reads) == 1 and not any("ctid" in q for q in connectorx_reads[0])
     assert_landed_once(result, expected, 20_000)
 
 
@@ -134,18 +161,25 @@ def test_postgresql_keyless_table_slices_on_ctid_pages_in_one_snapshot(
     assert_landed_once(result, expected, 20_000)
 
 
-def test_postgresql_before_14_reads_a_keyless_table_as_one_stream(
+def test_postgresql_before_14_reads_a_keyless_table_as_one_stream_and_a_keyed_one_by_key(
     pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Without TID range scans each ctid slice would scan the whole table: one stream instead."""
+    """Without TID range scans each ctid slice would scan the whole table: one stream instead, or
+    key slices where the table has a sliceable key."""
     pg_table(pg_engine, f"{pg_schema}.heap", 20_000, "")
+    pg_table(pg_engine, f"{pg_schema}.lines", 20_000, ", PRIMARY KEY (a, b)")
+    expected = source_checksums(pg_engine, f"{pg_schema}.lines", "a * 4 + b", KINDS)
     monkeypatch.setattr(connectorx_loader, "TID_RANGE_SCAN_VERSION", 10**9)  # "this server is too old"
     pg_secrets("erp")
     result = run_job(Job("postgresql", "erp", "heap", "FULL", schema_name=pg_schema, chunk_size=1_000),
-                     bucket_url=str(lake))
+                     bucket_url=str(lake / "heap"))
     assert (result.status, result.rows_processed) == ("success", 20_000), result.error
-    assert [len(q) for q in connectorx_reads] == [1] and "ctid" not in connectorx_reads[0][0]
+    keyed = run_job(Job("postgresql", "erp", "lines", "FULL", schema_name=pg_schema, chunk_size=1_000),
+                    bucket_url=str(lake / "lines"))
+    assert [len(q) for q in connectorx_reads] == [1, 4]
+    assert "ctid" not in connectorx_reads[0][0] and not any("ctid" in q for q in connectorx_reads[1])
+    assert_landed_once(keyed, expected, 20_000)
 
 
 def test_small_postgresql_tables_stay_one_stream(
