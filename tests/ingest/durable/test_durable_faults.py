@@ -136,9 +136,11 @@ def test_kill_fractions_apply_to_kill_calls_when_given(make_runtime, ledger):
 # --- deliver_twice_concurrently -------------------------------------------------------------
 
 def test_two_executions_overlap_and_the_first_to_finish_is_recorded(make_runtime, ledger, history_ok, caplog):
-    rt = make_runtime(faults=Faults.only(TWICE, seed=5, duplicate_delay=0.05))
+    # The duplicate starts 0.5 s after the original and both take ~2 s: only a thread starved for
+    # half a second (a loaded CI box) could reverse who finishes first (0.05 s / 0.3 s did, twice).
+    rt = make_runtime(faults=Faults.only(TWICE, seed=5, duplicate_delay=0.5))
     with caplog.at_level(logging.INFO, logger="ingest.durable.runtime"):
-        result = rt.run("busy_jobs", [{"key": "k", "steps": 20, "sleep": 0.3}], timeout=TIMEOUT)
+        result = rt.run("busy_jobs", [{"key": "k", "steps": 20, "sleep": 2.0}], timeout=TIMEOUT)
     assert ledger.attempts["k"] == 2 and ledger.finished["k"] == 2  # joined before recording
     (start1, end1), (start2, end2) = sorted(ledger.spans["k"])
     assert start2 < end1, "the two executions did not run at the same time"
