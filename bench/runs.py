@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import compileall
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGES = ("shared", "ingest", "orchestrations", "activities", "starters", "bench")
+"""The project's own packages (what `compile_checkout` compiles)."""
+
+
+def compile_checkout(code: Path) -> None:
+    """Compile a checkout's own modules to bytecode before its runs are timed.
+
+    Installed packages come compiled (pip does it), and Python caches the project's own modules
+    after their first import, unless `PYTHONDONTWRITEBYTECODE` is set, as it is on this machine
+    kind: then every run would compile ~16,000 lines again (~0.35 s of CPU on a 2-core box), a
+    cost no user with a normal set-up pays more than once. Only stale or missing files compile.
+    """
+    for package in PACKAGES:
+        if (code / package).is_dir():
+            compileall.compile_dir(str(code / package), quiet=1)
+    if (code / "function_app.py").is_file():
+        compileall.compile_file(str(code / "function_app.py"), quiet=1)
 
 
 @dataclass

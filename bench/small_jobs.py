@@ -33,6 +33,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.runs import compile_checkout
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 SOURCE_NAME = {"sqlite": "small_sqlite", "postgresql": "small_pg"}
@@ -160,6 +162,8 @@ def measure(engine: str, args: argparse.Namespace, work_root: Path) -> dict[str,
     write_workbook(many, engine, tables, args.schema)
     env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", **secrets_env(engine, sqlite_file)}
     codes = [Path(c).resolve() for c in (args.code or [ROOT])]
+    for code in codes:
+        compile_checkout(code)
     results = {_label(engine, code, len(codes)): EngineRuns(args.jobs) for code in codes}
     for i in range(args.repeat):
         for code, runs in zip(codes, results.values()):

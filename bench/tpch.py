@@ -46,7 +46,7 @@ from bench.tpch_data import (CACHE_DIR, Database, databases, drop, duckdb_connec
                              load, row_counts)
 from bench.tpch_schema import TABLES
 from bench import tpch_concurrency as concurrency
-from bench.runs import Runs
+from bench.runs import Runs, compile_checkout
 from bench.tpch_targets import Results, judge
 from bench.tpch_tools import LABELS, ROOT, TOOLS, commands, ingestr_binary, write_workbook_for
 from bench.tpch_verify import TableCheck, check_table, compare_queries, expected_checksums, landed_files
@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     work_root = Path(tempfile.mkdtemp(prefix="runs-", dir=CACHE_DIR))
     try:
         expected = expected_checksums(native)
+        for code in [Path(c).resolve() for c in (args.code or [ROOT])]:
+            compile_checkout(code)
         if args.concurrency:
             codes = [Path(c).resolve() for c in (args.code or [ROOT])]
             runs = concurrency.measure(dbs, codes, args.repeat, args.solo_slots, counts, expected, work_root,
