@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 SAMPLE_SECONDS = 0.02
 
@@ -30,6 +30,10 @@ class Measured:
     returncode: int
     output: str
     """stdout and stderr together (the tail is shown when the command fails)."""
+    cpu_seconds: float = 0.0
+    """User + system CPU of the command and the descendants it waited for."""
+    server_cpu_seconds: Optional[float] = None
+    """CPU the database server spent meanwhile (`server_pid`), all of its work included."""
 
 
 def _children(pid: int) -> list[int]:
@@ -68,8 +72,45 @@ def _tree_memory(pid: int) -> tuple[int, int]:
     return total, largest
 
 
-def run_measured(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path) -> Measured:
-    """Run `cmd` to completion; its output goes to `log`."""
+def process_cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU of a process and of the children it has reaped (a PostgreSQL postmaster
+    reaps its backends), from `/proc/<pid>/stat`; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+SERVER_COMMANDS = {"postgresql": ("postgres", "postmaster"), "mariadb": ("mariadbd", "mysqld")}
+
+
+def local_server_pid(engine: str, host: str) -> Optional[int]:
+    """The pid of the database server on this machine (PostgreSQL: the postmaster, the parent
+    of its backends); None for another host or when none is found."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    names = SERVER_COMMANDS.get(engine, ())
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            parent = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            parent_comm = Path(f"/proc/{parent}/comm").read_text().strip() if parent != "0" else ""
+        except OSError:
+            continue
+        if comm in names and parent_comm not in names:
+            found.append(int(entry))
+    return found[0] if len(found) == 1 else None
+
+
+def run_measured(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path,
+                 server_pid: Optional[int] = None) -> Measured:
+    """Run `cmd` to completion; its output goes to `log`. With `server_pid`, also the CPU that
+    process (a database server) spent meanwhile."""
+    server_before = process_cpu_seconds(server_pid) if server_pid else None
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
@@ -84,9 +125,12 @@ def run_measured(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log: Pat
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _, status = os.waitpid(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         done.set()
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(seconds, peak / 1024, proc.returncode, log.read_text(errors="replace"))
+    server_after = process_cpu_seconds(server_pid) if server_pid else None
+    server = server_after - server_before if server_before is not None and server_after is not None else None
+    return Measured(seconds, peak / 1024, proc.returncode, log.read_text(errors="replace"),
+                    usage.ru_utime + usage.ru_stime, server)

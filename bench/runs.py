@@ -33,6 +33,10 @@ class Runs:
     rows: int
     seconds: list[float] = field(default_factory=list)
     peak_rss_mib: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    """User + system CPU of each run's process tree."""
+    server_cpu_seconds: list[float] = field(default_factory=list)
+    """CPU of the (local) database server during each run; empty when it could not be read."""
 
     @property
     def median_seconds(self) -> float:

@@ -70,7 +70,7 @@ def run_tool(tool: str, db: Database, tables: list[str], work_root: Path) -> tup
         write_workbook_for(db, tables, workdir)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME__DLTHUB_TELEMETRY": "false", **db.secrets_env()}
     measured = run_measured(commands(tool, db, tables, out, workdir), cwd=workdir, env=env,
-                            log=run_dir / "output.log")
+                            log=run_dir / "output.log", server_pid=db.server_pid())
     if measured.returncode != 0:
         tail = "\n".join(measured.output.splitlines()[-15:])
         raise BenchFailure(f"{LABELS[tool]} on {db.engine} exited {measured.returncode}:\n{tail}")
@@ -122,6 +122,9 @@ def compare(db: Database, tools: list[str], tables: list[str], rows: int, repeat
             shutil.rmtree(out.parent, ignore_errors=True)
             runs[tool].seconds.append(measured.seconds)
             runs[tool].peak_rss_mib.append(measured.peak_rss_mib)
+            runs[tool].cpu_seconds.append(measured.cpu_seconds)
+            if measured.server_cpu_seconds is not None:
+                runs[tool].server_cpu_seconds.append(measured.server_cpu_seconds)
             print(f"  ({db.engine} run {len(runs[tool].seconds)}/{repeat}: {tool} {measured.seconds:.2f} s, "
                   f"{measured.peak_rss_mib:,.0f} MiB, verified)", file=sys.stderr, flush=True)
     print(f"\n{db.engine}: {', '.join(tables)} ({rows:,} rows), whole process start to exit, median of {repeat}, "
@@ -133,6 +136,14 @@ def compare(db: Database, tools: list[str], tables: list[str], rows: int, repeat
         rss = f"{r.median_rss / ref.median_rss:.2f}" if ref else "-"
         print(f"  {LABELS[tool]:<34} {r.rows_per_second:>10,.0f} {r.median_seconds:>8.2f} "
               f"{r.median_rss:>13,.0f} {speed:>10} {rss:>8}")
+    print(f"  CPU seconds (medians): the tool's process tree, the {db.engine} server meanwhile, and both; on a "
+          "box where the database shares the cores, the whole run cannot be shorter than both / cores")
+    for tool, r in runs.items():
+        server = statistics.median(r.server_cpu_seconds) if r.server_cpu_seconds else None
+        tree = statistics.median(r.cpu_seconds)
+        server_text = f"{server:8.2f}" if server is not None else "       -"
+        both = f"{tree + server:8.2f}" if server is not None else "       -"
+        print(f"  {LABELS[tool]:<34} tool {tree:8.2f}  server {server_text}  both {both}")
     print("  runs (s): " + "; ".join(f"{t}: " + " ".join(f"{s:.2f}" for s in r.seconds) for t, r in runs.items()))
     return runs
 

@@ -45,6 +45,13 @@ class Database:
         """The workbook's `source_name` (and the lake's dataset folder)."""
         return "tpch_pg" if self.engine == "postgresql" else "tpch_maria"
 
+    def server_pid(self) -> int | None:
+        """The server's pid when it runs on this machine (for its CPU time), else None."""
+        from bench.proctree import local_server_pid
+
+        host = self.server.rsplit("@", 1)[-1].rsplit(":", 1)[0]
+        return local_server_pid(self.engine, host)
+
     def url(self, database: str | None = None) -> str:
         """Plain URL (connectorx, ingestr): `postgresql://...` or `mysql://...`."""
         scheme = "postgresql" if self.engine == "postgresql" else "mysql"
