@@ -198,6 +198,10 @@ def _load(
         dataset_name=attempt,
         pipelines_dir=str(work_dir),
     )
+    # dlt's runtime trace (for `dlt deploy` and `last_trace`) pickled the whole trace into the work
+    # folder after each step, which is removed after the job; the normalize step's own return value
+    # carries what is used here. (dlt 1.31 ignores `enable_runtime_trace` given to `dlt.pipeline`.)
+    pipeline.config.enable_runtime_trace = False
     committing = False
     try:
         if job.is_incremental and table.seed_state(attempt, name):
@@ -210,8 +214,7 @@ def _load(
                          loader_file_format=FILE_FORMAT)
         if isinstance(source, SqlSource) and (nulls := source.null_watermark_rows()) is not None:
             result.extra["null_watermark_rows"] = nulls
-        pipeline.normalize()
-        normalize_info = pipeline.last_trace.last_normalize_info
+        normalize_info = pipeline.normalize()
         note_job_bytes(normalize_info)
         rows = sum(
             count for t, count in (normalize_info.row_counts if normalize_info else {}).items()

@@ -115,3 +115,21 @@ def test_job_log_records_carry_run_source_and_table(tmp_path: Path, monkeypatch:
         run_job(Job("sqlite", "local", "t", "FULL"), bucket_url=str(lake), run_id="run-42")
     records = [r for r in caplog.records if r.name == "shared.runner"]
     assert records and all((r.run_id, r.source_name, r.table_name) == ("run-42", "local", "t") for r in records)
+
+
+def test_a_job_writes_no_dlt_runtime_trace(tmp_path: Path, monkeypatch: Any, lake: Path) -> None:
+    """dlt's runtime trace is pickled into the work folder after every step (and removed with
+    it): a job turns it off and takes the row counts from the normalize step itself."""
+    import importlib
+
+    dlt_pipeline = importlib.import_module("dlt.pipeline.pipeline")  # (`dlt.pipeline` is also a function)
+    saved: list[str] = []
+    save_trace = dlt_pipeline.save_trace
+    monkeypatch.setattr(dlt_pipeline, "save_trace", lambda *a, **k: (saved.append("trace"), save_trace(*a, **k)))
+    _sqlite(tmp_path, monkeypatch, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", [(1, "a"), (2, "b"), (3, "c")])
+    result = run_job(Job("sqlite", "local", "t", "FULL", min_rows=3), bucket_url=str(lake))
+    assert (result.status, result.rows_processed) == ("success", 3), result.error
+    assert saved == []
+    # The row count that `min_rows` checks still comes from normalize: one row short fails.
+    failed = run_job(Job("sqlite", "local", "t", "FULL", min_rows=4), bucket_url=str(lake))
+    assert failed.status == "failed" and "3 row(s) extracted" in (failed.error or "")

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Optional
 
-from dlt.common.configuration.container import Container
-from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
 from dlt.destinations import filesystem
 
 from shared.lake import parquet_writer
 from shared.lake.layout import LAYOUT, bucket_url, is_azure
 
 FILESYSTEM_TYPE = "dlt.destinations.filesystem"
-_UNRESOLVED = object()
-"""The capability config could not be resolved: dlt falls back to an empty one on every call."""
-_CAPABILITY_LOCK = threading.RLock()
 
 
 def _not_the_layout_separator_warning(record: logging.LogRecord) -> bool:
@@ -35,13 +29,18 @@ parquet_writer.install()  # dictionaries only where they fit (shared.lake.parque
 
 
 class LakeFilesystem(filesystem):  # type: ignore[misc]
-    """dlt's `filesystem` that resolves its capability config once per config section.
+    """dlt's `filesystem` whose capabilities come from the lake's own arguments.
 
-    dlt's `capabilities()` resolves a partial destination configuration from every config
-    provider on every call (~17 times in one job, a third of a small job's time); the result
-    depends only on the providers and the pipeline name in the config section context, neither of which changes
-    during one attempt. The capabilities themselves are built afresh on each call (callers
-    modify them), and the destination's type and name stay `filesystem`'s.
+    dlt's `capabilities()`, given no configuration, resolves a partial destination configuration
+    from every config provider (~17 calls in one job, then cached here per pipeline name: still
+    two resolutions per job, ~4 % of a small job) only to adjust the capabilities with it. The
+    filesystem destination reads one thing from that configuration: the bucket URL's protocol
+    (`hf` changes the file format). Every lake destination is made with an explicit bucket URL
+    (`make_destination`), and explicit arguments win over the providers, so the configuration
+    made from the factory's explicit arguments alone gives the same capabilities
+    (tests/test_lake_destination.py compares them with dlt's). The capabilities themselves are
+    built afresh on each call (callers modify them), and the destination's type and name stay
+    `filesystem`'s.
     """
 
     @property
@@ -50,35 +49,10 @@ class LakeFilesystem(filesystem):  # type: ignore[misc]
         return FILESYSTEM_TYPE
 
     def capabilities(self, config: Any = None, naming: Any = None) -> Any:
-        if config is not None:
-            return super().capabilities(config, naming)
-        # Destination.configuration passes its own sections, so of the context only the pipeline
-        # name takes part in the lookup (dlt's `_resolve_single_value`).
-        key = Container()[ConfigSectionContext].pipeline_name
-        with _CAPABILITY_LOCK:
-            # Not set in __init__: dlt reads the factory's own __init__ signature to tell explicit arguments.
-            configs = self.__dict__.setdefault("_capability_configs", {})
-            cached = configs.get(key)
-            if cached is None:
-                cached = configs[key] = self._capability_config()
-        return super().capabilities(None if cached is _UNRESOLVED else cached, naming)
-
-    def _capability_config(self) -> Any:
-        """The partial config dlt's `capabilities()` resolves when given none (captured from it)."""
-        captured: list[Any] = []
-        resolve = self.configuration
-
-        def capture(initial_config: Any, accept_partial: bool = False) -> Any:
-            resolved = resolve(initial_config, accept_partial=accept_partial)
-            captured.append(resolved)
-            return resolved
-
-        self.configuration = capture  # type: ignore[method-assign]
-        try:
-            super().capabilities()
-        finally:
-            del self.configuration
-        return captured[0] if captured else _UNRESOLVED
+        if config is None and self.config_params.get("bucket_url"):
+            config = self.spec()
+            config.update(self.config_params)
+        return super().capabilities(config, naming)
 
 
 def make_destination(url: Optional[str] = None) -> Any:

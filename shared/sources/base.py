@@ -7,8 +7,9 @@ import logging
 import math
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Iterator, Optional
 from urllib.parse import quote, quote_plus
 
 import dlt
@@ -26,6 +27,7 @@ from shared.sources.connectorx_loader import (
     StreamOptions,
     reads_type,
 )
+from shared.sources.engines import shared_engine
 from shared.sources.reflection import reflect_table
 from shared.sources.slicing import SLICEABLE_TYPES, slice_count, split_key_range
 from shared.sources.sql_types import apply_read_plan, dlt_type, read_plan
@@ -105,10 +107,16 @@ class SqlSource(Source):
     """Whether a big table is read in parallel slices without a workbook `partition_column`."""
     tid_slices: ClassVar[bool] = False
     """Whether a big table without a sliceable key is sliced by physical row address (ctid)."""
+    shares_engine: ClassVar[bool] = False
+    """Whether the jobs of a database share one engine without a pool (`shared.sources.engines`)
+    and each job keeps one connection for its catalog queries. For databases whose rows are read
+    by connectorx on its own connections: a read through the engine (dlt's pyarrow backend) would
+    open a second connection per job."""
 
     def __init__(self, job: Job, secrets: SourceSecrets) -> None:
         super().__init__(job, secrets)
         self._engine: Optional[sa.Engine] = None
+        self._connection: Optional[sa.Connection] = None
         self._table: Optional[sa.Table] = None
         self._estimate: Optional[int] = None
         self._estimated = False
@@ -170,16 +178,38 @@ class SqlSource(Source):
         return f"{host}:{port}" if port else host
 
     def engine(self) -> sa.Engine:
-        """A lazily created engine for this job (one per job run)."""
+        """The database's engine: shared by the process's jobs (`shares_engine`), else one per job run."""
         if self._engine is None:
-            self._engine = sa.create_engine(self.url(), connect_args=self.connect_args(), pool_pre_ping=False)
+            if self.shares_engine:
+                self._engine = shared_engine(self.url(), self.connect_args())
+            else:
+                self._engine = sa.create_engine(self.url(), connect_args=self.connect_args(), pool_pre_ping=False)
         return self._engine
 
+    @contextmanager
+    def catalog(self) -> Iterator[sa.Connection]:
+        """A connection for catalog queries (reflection, estimate, key bounds); its transaction
+        ends with the block. With a shared engine it is the job's one connection, kept until
+        `dispose`; else one from the job's own pool."""
+        if not self.shares_engine:
+            with self.engine().connect() as conn:
+                yield conn
+            return
+        if self._connection is None:
+            self._connection = self.engine().connect()
+        try:
+            yield self._connection
+        finally:
+            self._connection.rollback()
+
     def dispose(self) -> None:
-        """Close pooled connections."""
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        """Close the job's connection (and its own engine's pooled ones)."""
+        connection, self._connection = self._connection, None
+        engine, self._engine = self._engine, None
+        if connection is not None:
+            connection.close()
+        if engine is not None and not self.shares_engine:
+            engine.dispose()
 
     # -- size -------------------------------------------------------------------------------
     def estimate_rows_query(self) -> Optional[sa.TextClause]:
@@ -196,7 +226,7 @@ class SqlSource(Source):
         query = self.estimate_rows_query()
         if query is None:
             return None
-        with self.engine().connect() as conn:
+        with self.catalog() as conn:
             value = conn.execute(query, {"schema": self.schema_name(), "table": self.job.table_name}).scalar()
         if value is None or float(value) < 0:  # PostgreSQL says -1 for never-analysed tables
             return None
@@ -214,7 +244,8 @@ class SqlSource(Source):
             with warnings.catch_warnings():
                 # Types SQLAlchemy does not know (xml, geometry...) are mapped on purpose below.
                 warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
-                table = reflect_table(self.job.table_name, metadata, self.engine())
+                with self.catalog() as conn:
+                    table = reflect_table(self.job.table_name, metadata, conn)
             # Each column is read so that its type lands or is mapped on purpose (sql_types).
             dialect = self.engine().dialect.name
             plan = read_plan(table, dialect, self.job.keep_char_padding, self.unknown_type_names(table))
@@ -267,7 +298,7 @@ class SqlSource(Source):
         column = self._column(self.job.watermark_column)
         if column is None:
             return None
-        with self.engine().connect() as conn:
+        with self.catalog() as conn:
             count = conn.execute(sa.select(sa.func.count()).select_from(self.table()).where(column.is_(None))).scalar_one()
         if count:
             if self._cursor_start is None:
@@ -328,7 +359,7 @@ class SqlSource(Source):
         if name is None:
             return None
         column = self.table().c[name]
-        with self.engine().connect() as conn:
+        with self.catalog() as conn:
             lo, hi = conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
         if lo is None:
             return None

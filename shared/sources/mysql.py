@@ -25,6 +25,7 @@ class MySqlSource(SqlSource):
     drivername = "mysql+pymysql"
     default_port = 3306
     connectorx_scheme = "mysql"
+    shares_engine = True
     slices_by_default = True
 
     def url_query(self) -> dict[str, str]:
@@ -41,7 +42,7 @@ class MySqlSource(SqlSource):
         # SQLAlchemy does not know geometry types (they land as WKB): ask the catalog for them.
         if not any(isinstance(c.type, sqltypes.NullType) for c in table.columns):
             return {}
-        with self.engine().connect() as conn:
+        with self.catalog() as conn:
             rows = conn.execute(sa.text(
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_name = :table AND table_schema = COALESCE(:schema, DATABASE())"

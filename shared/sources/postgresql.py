@@ -20,6 +20,7 @@ class PostgresSource(SqlSource):
     connectorx_protocol = "cursor"
     shared_snapshot = True  # pg_export_snapshot(): parallel slices read one snapshot
     slices_by_default = True
+    shares_engine = True  # rows are read by connectorx: the engine serves catalog queries only
     tid_slices = True  # ctid page ranges (TID range scans, PostgreSQL 14+; one stream before)
 
     def connect_args(self) -> dict[str, Any]:

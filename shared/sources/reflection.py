@@ -12,14 +12,16 @@ reflection, which raises the same errors as before.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine.reflection import ObjectKind, ObjectScope, _ReflectionInfo
 
 
-def reflect_table(name: str, metadata: sa.MetaData, engine: sa.Engine) -> sa.Table:
-    """The table `name` (in `metadata`'s schema) with its columns and primary key reflected.
+def reflect_table(name: str, metadata: sa.MetaData, bind: Union[sa.Engine, sa.Connection]) -> sa.Table:
+    """The table `name` (in `metadata`'s schema) with its columns and primary key reflected,
+    through `bind` (a connection, or an engine to take one from).
 
     Uses SQLAlchemy's `Inspector.reflect_table` with pre-fetched reflection info holding only
     the columns and the primary key (the `_reflect_info` hook of SQLAlchemy 2.x), so the
@@ -27,7 +29,7 @@ def reflect_table(name: str, metadata: sa.MetaData, engine: sa.Engine) -> sa.Tab
     """
     table = sa.Table(name, metadata)
     key = (table.schema, name)
-    with engine.connect() as conn:
+    with (nullcontext(bind) if isinstance(bind, sa.Connection) else bind.connect()) as conn:
         inspector = sa.inspect(conn)
         unreflectable: dict[Any, Any] = {}
         kw: dict[str, Any] = {"kind": ObjectKind.ANY, "scope": ObjectScope.ANY, "unreflectable": unreflectable}
@@ -41,4 +43,4 @@ def reflect_table(name: str, metadata: sa.MetaData, engine: sa.Engine) -> sa.Tab
             inspector.reflect_table(table, None, _reflect_info=info)
             return table
     metadata.remove(table)
-    return sa.Table(name, metadata, autoload_with=engine)
+    return sa.Table(name, metadata, autoload_with=bind)
