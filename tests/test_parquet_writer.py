@@ -62,6 +62,19 @@ def test_items_that_cannot_be_sampled_together_keep_every_dictionary() -> None:
     assert dictionary_columns([nested]) is True
 
 
+def test_an_all_null_column_of_the_null_type_is_sized_and_written() -> None:
+    """Arrow's null type has no fixed width and no values: its dictionary is empty."""
+    table = pa.table({"id": pa.array(range(20_000), pa.int64()), "nothing": pa.array([None] * 20_000, pa.null())})
+    assert "nothing" in dictionary_columns([table])  # (20,000 ids x 8 bytes fit too)
+    assert pq.read_table(io.BytesIO(write_with(LakeParquetWriter, table))).num_rows == 20_000
+
+
+def test_string_views_keep_every_dictionary() -> None:
+    """Arrow's `take` has no kernel for views: no sample, Arrow's default."""
+    table = pa.table({"id": [1, 2], "label": pa.array(["a", "b"], pa.string_view())})
+    assert dictionary_columns([table]) is True
+
+
 def write_with(writer_cls: Any, table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     writer = writer_cls(buffer)

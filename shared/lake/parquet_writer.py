@@ -42,12 +42,13 @@ def dictionary_columns(
 
     Returns:
         The column names, or True (every column, Arrow's default) when the items cannot be
-        sampled together or hold nested columns (their dictionaries are per leaf, not per name).
+        sampled together, hold nested columns (their dictionaries are per leaf, not per name) or
+        string or binary views.
     """
     schema = items[0].schema if items else None
     if schema is None or any(not item.schema.equals(schema) for item in items):
         return True
-    if any(pa.types.is_nested(f.type) or pa.types.is_dictionary(f.type) for f in schema):
+    if any(pa.types.is_nested(f.type) or pa.types.is_dictionary(f.type) or _is_view(f.type) for f in schema):
         return True
     table = pa.Table.from_batches([b for item in items for b in _batches(item)], schema=schema)
     rows = table.num_rows
@@ -57,6 +58,11 @@ def dictionary_columns(
         step = rows / sample_rows
         sample, sampled_all = table.take(pa.array([int(i * step) for i in range(sample_rows)])), False
     return [f.name for f in schema if _estimated_bytes(sample.column(f.name), rows, sampled_all) <= limit]
+
+
+def _is_view(kind: pa.DataType) -> bool:
+    """String and binary views: Arrow's `take` has no kernel for them, so they are not sampled."""
+    return pa.types.is_string_view(kind) or pa.types.is_binary_view(kind)
 
 
 def _batches(item: Union[pa.Table, pa.RecordBatch]) -> list[pa.RecordBatch]:
@@ -91,8 +97,9 @@ def _value_bytes(values: pa.ChunkedArray) -> float:
         return 4 + total / max(1, present)  # a 4-byte length before each value
     try:
         return max(1, kind.bit_width // 8)
-    except ValueError:  # no fixed width (e.g. fixed-size binary reports its own)
-        return getattr(kind, "byte_width", 8) or 8
+    except ValueError:  # no fixed width and no values to size (Arrow's null type)
+        return 1
+
 
 
 class LakeParquetWriter(ArrowToParquetWriter):
