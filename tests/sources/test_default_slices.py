@@ -96,45 +96,34 @@ def assert_landed_once(result: Any, expected: dict[str, Any], rows: int) -> None
     assert sums == expected
 
 
-def test_postgresql_full_read_of_a_keyed_table_slices_on_ctid_pages_in_one_snapshot(
+@pytest.mark.parametrize(("load", "sliced_on"), [
+    # A key range over half of a big table (TPC-H lineitem in two slices) is a Seq Scan with a
+    # filter to the planner, so every key slice would read the whole heap; page ranges read each
+    # page once.
+    ({"load_type": "FULL"}, "ctid pages"),
+    # A cursor filter may use an index that a page range would not: INCREMENTAL keeps key slices.
+    ({"load_type": "INCREMENTAL", "watermark_column": "ts"}, "a"),
+], ids=["full_on_ctid_pages", "incremental_on_the_leading_key_column"])
+def test_postgresql_keyed_table_slices_in_one_snapshot(
     pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, load: dict[str, str], sliced_on: str,
 ) -> None:
-    """A key range over half of a big table (TPC-H lineitem in two slices) is a Seq Scan with a
-    filter to the planner, so every key slice would read the whole heap; page ranges read each
-    page once."""
     table = f"{pg_schema}.lines"
     pg_table(pg_engine, table, 20_000, ", PRIMARY KEY (a, b)")
     expected = source_checksums(pg_engine, table, "a * 4 + b", KINDS)
     change_while_reading(monkeypatch, pg_engine, table, key_moves=True)
     pg_secrets("erp")
     with caplog.at_level(logging.INFO, logger=connectorx_loader.__name__):
-        result = run_job(Job("postgresql", "erp", "lines", "FULL", schema_name=pg_schema, chunk_size=1_000),
+        result = run_job(Job("postgresql", "erp", "lines", schema_name=pg_schema, chunk_size=1_000, **load),
                          bucket_url=str(lake))
-    assert "table lines: reading 4 slice(s) of ctid pages in parallel" in caplog.text
-    assert len(connectorx_reads) == 1 and all("ctid" in q for q in connectorx_reads[0])
-    with pg_engine.connect() as conn:
-        plan = "\n".join(conn.execute(sa.text(f"EXPLAIN {connectorx_reads[0][1]}")).scalars())
-    assert "Tid Range Scan" in plan, plan
-    assert_landed_once(result, expected, 20_000)
-
-
-def test_postgresql_incremental_read_slices_on_the_leading_key_column_in_one_snapshot(
-    pg_engine: sa.Engine, pg_schema: str, pg_secrets: Any, lake: Path, connectorx_reads: list, four_cores: None,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A cursor filter may use an index that a page range would not: INCREMENTAL keeps key slices."""
-    table = f"{pg_schema}.lines"
-    pg_table(pg_engine, table, 20_000, ", PRIMARY KEY (a, b)")
-    expected = source_checksums(pg_engine, table, "a * 4 + b", KINDS)
-    change_while_reading(monkeypatch, pg_engine, table, key_moves=True)
-    pg_secrets("erp")
-    job = Job("postgresql", "erp", "lines", "INCREMENTAL", schema_name=pg_schema, chunk_size=1_000,
-              watermark_column="ts")
-    with caplog.at_level(logging.INFO, logger=connectorx_loader.__name__):
-        result = run_job(job, bucket_url=str(lake))
-    assert "table lines: reading 4 slice(s) of a in parallel" in caplog.text
-    assert len(connectorx_reads) == 1 and not any("ctid" in q for q in connectorx_reads[0])
+    assert f"table lines: reading 4 slice(s) of {sliced_on} in parallel" in caplog.text
+    assert len(connectorx_reads) == 1
+    by_pages = [("ctid" in q) for q in connectorx_reads[0]]
+    assert by_pages == [sliced_on == "ctid pages"] * 4
+    if sliced_on == "ctid pages":
+        with pg_engine.connect() as conn:
+            plan = "\n".join(conn.execute(sa.text(f"EXPLAIN {connectorx_reads[0][1]}")).scalars())
+        assert "Tid Range Scan" in plan, plan
     assert_landed_once(result, expected, 20_000)
 
 
