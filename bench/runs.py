@@ -18,6 +18,7 @@ def compile_checkout(code: Path) -> None:
     after their first import, unless `PYTHONDONTWRITEBYTECODE` is set, as it is on this machine
     kind: then every run would compile ~16,000 lines again (~0.35 s of CPU on a 2-core box), a
     cost no user with a normal set-up pays more than once. Only stale or missing files compile.
+    `scripts/setup` runs it on the checkout it sets up.
     """
     for package in PACKAGES:
         if (code / package).is_dir():

@@ -244,10 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     work_root = Path(tempfile.mkdtemp(prefix="runs-", dir=CACHE_DIR))
     try:
         expected = expected_checksums(native)
-        for code in [Path(c).resolve() for c in (args.code or [ROOT])]:
+        codes = [Path(c).resolve() for c in (args.code or [ROOT])]
+        for code in codes:
             compile_checkout(code)
         if args.concurrency:
-            codes = [Path(c).resolve() for c in (args.code or [ROOT])]
             runs = concurrency.measure(dbs, codes, args.repeat, args.solo_slots, counts, expected, work_root,
                                        args.largest_first)
             concurrency.report(runs, concurrency.usable_cores(), args.solo_slots, args.repeat)
