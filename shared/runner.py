@@ -24,13 +24,9 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import shutil
-import socket
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, ContextManager, Optional, Union
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
@@ -50,6 +46,7 @@ from shared.secrets import SourceSecrets, resolve_source_secrets  # noqa: E402
 from shared.settings import settings  # noqa: E402
 from shared.sources import Source, SqlSource, make_source  # noqa: E402
 from shared.telemetry import note_job_bytes, note_job_failure, traced_job  # noqa: E402
+from shared.work_dirs import work_dir  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -325,52 +322,8 @@ def discard_staged(job: Job, *, split: Optional[str] = None, bucket_url: Optiona
     table_lake(job, bucket_url).discard_split(split or split_id(job.job_id))
 
 
-@contextmanager
-def _work_dir(job: Job) -> Iterator[Path]:
-    parent = settings().work_dir
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_work_dirs(parent)
-    path = Path(tempfile.mkdtemp(prefix=f"{pipeline_name(job)}-", dir=parent))
-    (path / OWNER_FILE).write_text(_owner_text(os.getpid()) or "")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-OWNER_FILE = ".owner"
-"""In each work folder: `<host> <pid> <process start time>` of the process that made it."""
-
-
-def _owner_text(pid: int) -> Optional[str]:
-    """`<host> <pid> <start ticks>`; None when the process does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            start = fh.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        start = "?"
-    return f"{socket.gethostname()} {pid} {start}"
-
-
-def _remove_stale_work_dirs(parent: Path) -> None:
-    """Delete work folders whose owner process on this host is gone (a killed run's dlt files)."""
-    host = socket.gethostname()
-    for folder in parent.glob("ingest__*-*"):
-        try:
-            owner = (folder / OWNER_FILE).read_text().split()
-        except OSError:
-            continue
-        if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
-            continue
-        if _owner_text(int(owner[1])) != " ".join(owner):
-            log.info("removing work folder %s of a run that is gone", folder)
-            shutil.rmtree(folder, ignore_errors=True)
+def _work_dir(job: Job) -> ContextManager[Path]:
+    return work_dir(settings().work_dir, pipeline_name(job))
 
 
 def root_cause(exc: BaseException) -> BaseException:
