@@ -22,7 +22,6 @@ import heapq
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any, Optional
 from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
+from shared.cpu_slots import usable_cores
 from shared.redaction import clip
 
 from . import history, tracing
@@ -114,7 +114,7 @@ class LocalDurableRuntime:
         else:
             self._clock = RealClock()
         self._pool: ActivityPool[ActivityJob] = ActivityPool(
-            max_parallel or os.cpu_count() or 1, self._lock, self._run_activity,
+            max_parallel or usable_cores(), self._lock, self._run_activity,
             on_thread_start=lambda: bind_activity_clock(self._clock))
         self._on_status = on_status
         self._instances: dict[str, Instance] = {}

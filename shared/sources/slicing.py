@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Generic, Optional, TypeVar
+
+from shared.cpu_slots import usable_cores
 
 Key = TypeVar("Key", int, dt.datetime, dt.date)
 
@@ -61,12 +62,12 @@ def split_key_range(lo: Key, hi: Key, k: int) -> list[KeyRange[Key]]:
 def slice_count(estimated_rows: Optional[int], chunk_size: int, cores: Optional[int] = None) -> int:
     """How many parallel slices a table of about `estimated_rows` rows is worth.
 
-    One per core, but never slices smaller than two chunks (a slice that fits in a batch or
+    One per usable core (the process's CPU affinity), but never slices smaller than two chunks (a slice that fits in a batch or
     two only adds a connection and a scan), and never more than `MAX_SLICES`.
     """
     if not estimated_rows or estimated_rows < 2 * chunk_size:
         return 1
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     return max(1, min(cores, MAX_SLICES, math.ceil(estimated_rows / (2 * chunk_size))))
 
 

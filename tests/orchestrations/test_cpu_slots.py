@@ -6,7 +6,6 @@ table is read as one stream; every row lands exactly once however many slices re
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -123,7 +122,7 @@ def test_max_parallel_one_on_the_command_line_reads_one_stream(
     done = cli("run", str(path), "--max-parallel", "1", "--metrics-out", str(tmp_path / "m.json"), cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = json.loads((tmp_path / "m.json").read_text())["jobs"]
-    cores = os.cpu_count() or 1  # the CLI's own process: one slice wanted per core, at most 8
+    cores = cpu_slots.usable_cores()  # the CLI's own process: one slice wanted per core, at most 8
     expected = {"wanted": min(cores, 8), "used": 1} if cores > 1 else None
     assert [job["extra"].get("read_slices") for job in jobs] == [expected, expected]
     main_log = (tmp_path / "logs" / "main.log").read_text()

@@ -3,13 +3,12 @@ the connectorx reads."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from shared.sources import connectorx_loader
+from shared.sources import connectorx_loader, slicing
 from shared.sources.connectorx_loader import StreamOptions
 
 
@@ -38,7 +37,7 @@ def tables() -> Iterator[Callable[[sa.Engine, str, str], str]]:
 @pytest.fixture
 def four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Slices follow the core count: pretend four, so that tests slice the same on any machine."""
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(slicing, "usable_cores", lambda: 4)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ are the source's own, read with psycopg2 / PyMySQL."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 
 from shared.workbook.models import Job
 from shared.runner import run_job
+from shared.sources import slicing
 from shared.sources.base import SqlSource
 from tests.checksums import read_parquet
 
@@ -176,7 +176,7 @@ def test_char_columns_land_trimmed_or_padded_alike_on_both_engines(
     padded = codes(run_job(Job(kind, "src", name, "FULL", keep_char_padding=True), bucket_url=str(lake / "pad")))
     assert padded == {i: v and v.ljust(6) for i, v in expected.items()}
     # Parallel slices (PostgreSQL: shared snapshot; MariaDB: explicit partition column).
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(slicing, "usable_cores", lambda: 4)
     sliced = run_job(Job(kind, "src", name, "FULL", chunk_size=1_000, partition_column="id"), bucket_url=str(lake / "sl"))
     assert codes(sliced) == expected
     incremental = Job(kind, "src", name, "INCREMENTAL", watermark_column="ts", last_watermark="2024-01-01T00:00:00")
