@@ -192,3 +192,37 @@ def test_two_clis_on_one_lake_at_once(tmp_path: Path, pg_engine: sa.Engine, tabl
     assert_lake_equals_source(pg_engine, lake, table)  # FULL: one snapshot; INCREMENTAL: every row once
     if load_type == "INCREMENTAL":
         assert sum(" 400,000 rows" in o for o in outputs) == 1, outputs  # the other found nothing new
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one_activity", "split"])
+def test_kills_at_instants_spread_over_a_run_never_show_a_partial_table(
+    tmp_path: Path, pg_engine: sa.Engine, table: str, split: bool
+) -> None:
+    """Not at a chosen file event but at fixed fractions of a run's measured duration: start-up,
+    reading, staging, publishing, deleting work folders. After each kill a reader sees one whole
+    snapshot; after the last, a rerun leaves the lake equal to the source and nothing behind."""
+    lake = tmp_path / "lake"
+    extra = {"INGESTION_SPLIT_ROWS": str(ROWS // 4)} if split else {}
+    workbook = workbook_for(tmp_path, table, **({"partition_column": "id"} if split else {}))
+    began = time.monotonic()
+    finish(start(tmp_path, workbook, lake, **extra))
+    duration = time.monotonic() - began
+    for k, fraction in enumerate((0.25, 0.6, 0.8, 0.9, 0.97)):
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {table} SET t2 = 'kill {k}' WHERE id % 3 = {k % 3}"))
+        old = visible(lake, table)
+        proc = start(tmp_path, workbook, lake, **extra)
+        time.sleep(duration * fraction)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had already ended
+            pass
+        proc.wait()
+        seen = visible(lake, table)
+        assert reader_rows(seen) == ROWS, (fraction, seen)
+        assert seen == old or not set(seen) & set(old), fraction
+    finish(start(tmp_path, workbook, lake, **extra))
+    assert_lake_equals_source(pg_engine, lake, table)
+    assert not list((tmp_path / "work").glob("ingest__*")), list((tmp_path / "work").iterdir())
+    assert not list((lake / "erp" / "_ingestion" / "commits" / table).glob("*.json"))
+    assert not list((lake / "_staging" / "erp" / table).glob("a*"))
