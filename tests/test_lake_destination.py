@@ -10,12 +10,8 @@ from dlt.common.destination.reference import Destination
 from dlt.common.normalizers.naming import sql_cs_v1, snake_case
 from dlt.destinations import filesystem
 
-from shared.lake.destination import FILESYSTEM_TYPE, LakeFilesystem, make_destination
+from shared.lake.destination import FILESYSTEM_TYPE, LakeFilesystem
 from shared.lake.layout import LAYOUT
-
-
-def _fields(caps: Any) -> dict[str, Any]:
-    return {k: v for k, v in dict(caps).items()}
 
 
 @pytest.mark.parametrize("url", ["/tmp/some/lake/_staging/src/t", "file:///tmp/lake", "az://lake/_staging/src/t",
@@ -35,9 +31,9 @@ def test_capabilities_are_dlts_without_resolving_a_configuration(url: str, namin
         return configuration(self, initial_config, accept_partial)
 
     monkeypatch.setattr(Destination, "configuration", counting)
-    expected = _fields(theirs.capabilities(naming=naming))
+    expected = dict(theirs.capabilities(naming=naming))
     assert resolved == ["filesystem"]
-    assert _fields(ours.capabilities(naming=naming)) == expected
+    assert dict(ours.capabilities(naming=naming)) == expected
     assert resolved == ["filesystem"]  # none for ours
     assert ours.destination_type == FILESYSTEM_TYPE == theirs.destination_type
 

@@ -16,7 +16,6 @@ item format; `install()` puts this writer in place of dlt's own for Parquet from
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Sequence, Union
 
 import pyarrow as pa
@@ -26,8 +25,6 @@ DICTIONARY_PAGE_LIMIT = 1024 * 1024
 """Arrow's default `dictionary_pagesize_limit` (dlt does not set it): beyond it Arrow falls back."""
 SAMPLE_ROWS = 8192
 """Rows sampled (evenly spread) to estimate each column's distinct values."""
-
-_INSTALL_LOCK = threading.Lock()
 
 
 def dictionary_columns(
@@ -101,7 +98,6 @@ def _value_bytes(values: pa.ChunkedArray) -> float:
         return 1
 
 
-
 class LakeParquetWriter(ArrowToParquetWriter):
     """dlt's `ArrowToParquetWriter` that asks for dictionaries only where they would fit."""
 
@@ -136,6 +132,6 @@ class LakeParquetWriter(ArrowToParquetWriter):
 
 
 def install() -> None:
-    """Make dlt write Parquet from Arrow items with `LakeParquetWriter` (idempotent)."""
-    with _INSTALL_LOCK:
-        WRITER_SPECS[ArrowToParquetWriter.writer_spec()] = LakeParquetWriter
+    """Make dlt write Parquet from Arrow items with `LakeParquetWriter` (idempotent: one dict
+    store of the same value, so no lock is needed)."""
+    WRITER_SPECS[ArrowToParquetWriter.writer_spec()] = LakeParquetWriter
