@@ -4,6 +4,7 @@ as dlt's own writer makes them, and a real PostgreSQL job landing with those enc
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 from decimal import Decimal
 from pathlib import Path
@@ -117,8 +118,8 @@ def test_a_job_lands_plain_nearly_unique_columns_and_the_same_values(
         assert all("RLE_DICTIONARY" not in encodings(f, "note") for f in files)
         assert all("RLE_DICTIONARY" in encodings(f, "flag") for f in files)
         landed = pa.concat_tables(pq.read_table(f) for f in files).sort_by("id")
-        assert landed["note"].to_pylist()[:2] == [f"{__import__('hashlib').md5(b'1').hexdigest()} note 1",
-                                                  f"{__import__('hashlib').md5(b'2').hexdigest()} note 2"]
+        assert landed["note"].to_pylist()[:2] == [f"{hashlib.md5(b'1').hexdigest()} note 1",
+                                                  f"{hashlib.md5(b'2').hexdigest()} note 2"]
         assert landed["flag"].to_pylist()[:4] == ["B", "C", "A", "B"]
     finally:
         with pg_engine.begin() as conn:
