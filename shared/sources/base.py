@@ -197,10 +197,14 @@ class SqlSource(Source):
             return
         if self._connection is None:
             self._connection = self.engine().connect()
+        conn = self._connection
         try:
-            yield self._connection
+            yield conn
         finally:
-            self._connection.rollback()
+            # A block abandoned by a kill ends when its generator is collected, which can be after
+            # `dispose` closed the connection: then there is no transaction left to end.
+            if not conn.closed:
+                conn.rollback()
 
     def dispose(self) -> None:
         """Close the job's connection (and its own engine's pooled ones)."""

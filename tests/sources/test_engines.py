@@ -84,3 +84,24 @@ def test_a_job_killed_during_reflection_closes_its_connection(
     result = run_job(job, bucket_url=str(lake))
     assert (result.status, result.rows_processed) == ("success", 5), result.error
     assert counted["opened"] == counted["closed"] == 2 and counted["engines"] == 1
+
+
+def test_a_catalog_block_abandoned_by_a_kill_ends_quietly_after_dispose(
+    pg_engine: sa.Engine, pg_secrets: Any, counted: dict[str, int],
+) -> None:
+    """A simulated kill can leave `catalog()`'s generator suspended (the exception lands in the
+    context manager's own exit); the runner's `dispose` closes the connection, and the generator,
+    closed later by the garbage collector, must not fail on it (seen in CI as an "Exception
+    ignored in: <generator object SqlSource.catalog>")."""
+    from shared.secrets import resolve_source_secrets
+    from shared.sources import make_source
+
+    pg_secrets("shared_pg")
+    job = Job("postgresql", "shared_pg", "pg_class", "FULL")
+    source = make_source(job, resolve_source_secrets(job.source_name, job.source_type))
+    block = source.catalog()
+    conn = block.__enter__()  # entered, never exited: what the kill leaves
+    assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    source.dispose()
+    assert conn.closed and counted["opened"] == counted["closed"] == 1
+    block.gen.close()  # what the collector does to the suspended generator: no exception
